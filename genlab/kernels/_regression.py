@@ -1,0 +1,386 @@
+"""Kernel regression and gradient-descent dynamics of linearized models in function space.
+
+Convention. The training loss is ``L(θ) = 1/(2n) Σ_i ||f(x_i) − y_i||²``: the mean over the
+n training samples of half the squared error summed over outputs; test losses use the same
+``1/(2m) Σ ||·||²`` form over the m test samples. For a model linearized around its
+initialization, ``f(x; θ) = f0(x) + ∇_θ f0(x) (θ − θ0)``, with neural tangent kernel
+``Θ(x, x') = ∇_θ f0(x) ∇_θ f0(x')ᵀ`` (Jacot, Gabriel & Hongler 2018), gradient flow
+``dθ/dt = −∇L`` gives, on the training inputs,
+
+    df/dt = −(1/n) Θ (f − y),
+
+and full-batch gradient descent with learning rate η gives
+
+    f_{s+1} = f_s − (η/n) Θ (f_s − y),    f*_{s+1} = f*_s − (η/n) Θ_* (f_s − y)
+
+on the training and test inputs (Lee et al. 2019, "Wide neural networks of any depth
+evolve as linear models under gradient descent"), where ``Θ = Θ(X, X)`` (n × n) and
+``Θ_* = Θ(X_*, X)`` (m × n). Time is ``t = η · steps``, so that small-η descent follows the
+flow at the same ``t``. Both are solved in closed form through ``Θ = V diag(λ) Vᵀ``;
+everything is computed in float64.
+
+Eigen-directions with ``|λ| ≤ rcond · max|λ|`` (``rcond = n · eps``, eps of the
+kernel's dtype as given) are the
+kernel's numerical null space: there the residual does not move and the test outputs get
+no contribution (``Θ_* v = 0`` for a positive semi-definite joint kernel), which makes
+``t → ∞`` the minimum-norm kernel interpolant and keeps round-off in tiny eigenvalues from
+being amplified.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from genlab._arrays import as_numpy, check_finite, check_ndim
+from genlab.kernels._spectra import _as_kernel, _as_targets
+
+__all__ = [
+    "FunctionSpaceTrajectory",
+    "gd_dynamics",
+    "gradient_flow",
+    "kernel_regression",
+]
+
+@dataclass(frozen=True, eq=False)
+class FunctionSpaceTrajectory:
+    """Outputs and losses of a linearized model along gradient descent or gradient flow.
+
+    ``T`` is the number of requested times, ``n``/``m`` the numbers of training/test
+    samples; the trailing ``k`` is present when the targets are (n, k).
+    Compared by identity (``eq=False``): the fields are arrays.
+
+    Attributes:
+        t: (T,) time, ``η · steps`` for gradient descent or the flow time.
+        steps: (T,) integer step counts for gradient descent; ``None`` for the flow.
+        f_train: (T, n[, k]) outputs on the training inputs.
+        f_test: (T, m[, k]) outputs on the test inputs, ``None`` without a test kernel.
+        train_loss: (T,) ``1/(2n) Σ_i ||f(x_i) − y_i||²``.
+        test_loss: (T,) the same over the test set, ``None`` without test targets.
+        diverged: gradient descent: some kernel eigenvalue has ``|1 − ηλ/n| > 1``, so that
+            the residual along it grows; gradient flow: some eigenvalue is negative beyond
+            the null-space tolerance (never for a positive semi-definite kernel).
+    """
+
+    t: np.ndarray
+    steps: np.ndarray | None
+    f_train: np.ndarray
+    f_test: np.ndarray | None
+    train_loss: np.ndarray
+    test_loss: np.ndarray | None
+    diverged: bool
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """Validated float64 inputs; targets and outputs are (rows, k)."""
+
+    kernel: np.ndarray
+    targets: np.ndarray
+    k_test: np.ndarray | None
+    f0_train: np.ndarray
+    f0_test: np.ndarray | None
+    y_test: np.ndarray | None
+    output_shape: tuple[int, ...]
+    eps: float  # machine epsilon of the kernel as given (float32 kernels carry ~1e-7 noise)
+
+
+def _as_float(value: Any, name: str, *, positive: bool) -> float:
+    """A finite real scalar, > 0 (``positive``) or >= 0; errors name ``name``."""
+    expected = "a positive float" if positive else "a non-negative float"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {expected}; got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be {expected}; got {value!r}")
+    return value
+
+
+def _as_test_kernel(k_test_train: Any, n: int) -> np.ndarray:
+    """The (m, n) test-train kernel as float64, validated."""
+    k_test = as_numpy(k_test_train, "k_test_train", dtype=np.float64)
+    check_ndim(k_test, "k_test_train", (2,))
+    if k_test.shape[1] != n:
+        raise ValueError(
+            f"k_test_train must have {n} columns to match k_train_train; got shape {k_test.shape}"
+        )
+    check_finite(k_test, "k_test_train")
+    return k_test
+
+
+def _as_outputs(value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Outputs or targets of an exact ``shape`` as float64 (rows, k), validated."""
+    array = as_numpy(value, name, dtype=np.float64)
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}; got shape {array.shape}")
+    check_finite(array, name)
+    return array.reshape(shape[0], -1)
+
+
+def _problem(
+    k_train_train: Any,
+    y_train: Any,
+    k_test_train: Any,
+    f0_train: Any,
+    f0_test: Any,
+    y_test: Any,
+) -> _Problem:
+    """Convert and validate the inputs shared by the regression and dynamics functions."""
+    kernel = _as_kernel(k_train_train, "k_train_train")
+    given = as_numpy(k_train_train, "k_train_train").dtype
+    eps = float(np.finfo(given if given.kind == "f" else np.float64).eps)
+    n = kernel.shape[0]
+    y = as_numpy(y_train, "y_train", dtype=np.float64)
+    targets = _as_targets(y, "y_train", n, "k_train_train")
+    output_shape = y.shape[1:]
+    f0 = np.zeros_like(targets) if f0_train is None else _as_outputs(f0_train, "f0_train", (n, *output_shape))
+    if k_test_train is None:
+        for value, name in ((f0_test, "f0_test"), (y_test, "y_test")):
+            if value is not None:
+                raise ValueError(f"{name} was given without k_test_train; pass the (m, n) test-train kernel")
+        return _Problem(kernel, targets, None, f0, None, None, output_shape, eps)
+    k_test = _as_test_kernel(k_test_train, n)
+    test_shape = (k_test.shape[0], *output_shape)
+    f0_star = (
+        np.zeros((k_test.shape[0], targets.shape[1]))
+        if f0_test is None
+        else _as_outputs(f0_test, "f0_test", test_shape)
+    )
+    y_star = None if y_test is None else _as_outputs(y_test, "y_test", test_shape)
+    return _Problem(kernel, targets, k_test, f0, f0_star, y_star, output_shape, eps)
+
+
+def _eigen(kernel: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Eigenvalues, eigenvectors and the numerical-null-space mask ``|λ| ≤ rcond·max|λ|``."""
+    eigenvalues, eigenvectors = np.linalg.eigh(kernel)
+    null = np.abs(eigenvalues) <= rcond * np.max(np.abs(eigenvalues))
+    return eigenvalues, eigenvectors, null
+
+
+def _spectral_dynamics(
+    k_train_train: Any,
+    y_train: Any,
+    k_test_train: Any,
+    f0_train: Any,
+    f0_test: Any,
+    y_test: Any,
+    *,
+    factors: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray, np.ndarray]],
+    t: np.ndarray,
+    steps: np.ndarray | None,
+) -> FunctionSpaceTrajectory:
+    """Evaluate a spectral solution of the linearized dynamics at T times.
+
+    ``factors(λ, n)`` receives the (a,) eigenvalues outside the null space and the sample
+    count, and returns ``(decay, gain, growing)``: decay and gain of shape (T, a), growing a
+    boolean (a,) marking modes whose residual grows. Null modes get decay 1 and gain 0. The
+    residual is ``r = V diag(decay) Vᵀ r0`` and the test outputs
+    ``f* = f0* − Θ_* V diag(gain) Vᵀ r0``, with ``r0 = f0 − y``.
+    """
+    problem = _problem(k_train_train, y_train, k_test_train, f0_train, f0_test, y_test)
+    n = problem.kernel.shape[0]
+    eigenvalues, eigenvectors, null = _eigen(problem.kernel, n * problem.eps)
+    active = ~null
+    decay, gain = np.ones((t.size, n)), np.zeros((t.size, n))
+    decay[:, active], gain[:, active], growing = factors(eigenvalues[active], n)
+
+    coefficients = eigenvectors.T @ (problem.f0_train - problem.targets)  # (n, k)
+    residual = eigenvectors @ (decay[:, :, None] * coefficients)  # (T, n, k)
+    f_train = problem.targets + residual
+    train_loss = np.sum(residual**2, axis=(1, 2)) / (2 * n)
+
+    f_test = test_loss = None
+    if problem.k_test is not None:
+        k_test_v = problem.k_test @ eigenvectors  # (m, n)
+        f_test = problem.f0_test - k_test_v @ (gain[:, :, None] * coefficients)  # (T, m, k)
+        if problem.y_test is not None:
+            test_loss = np.sum((f_test - problem.y_test) ** 2, axis=(1, 2)) / (2 * f_test.shape[1])
+        f_test = f_test.reshape(f_test.shape[:2] + problem.output_shape)
+    return FunctionSpaceTrajectory(
+        t=t,
+        steps=steps,
+        f_train=f_train.reshape(f_train.shape[:2] + problem.output_shape),
+        f_test=f_test,
+        train_loss=train_loss,
+        test_loss=test_loss,
+        diverged=bool(np.any(growing)),
+    )
+
+
+def kernel_regression(
+    k_train_train: Any,
+    y_train: Any,
+    k_test_train: Any,
+    *,
+    ridge: float = 0.0,
+    rcond: float | None = None,
+) -> np.ndarray:
+    """Kernel (ridge) regression predictions ``K_* (K + ridge·I)^{-1} y``.
+
+    With ``ridge = 0`` the minimum-norm interpolant ``K_* K^+ y``: the pseudo-inverse is
+    taken through ``K = V diag(λ) Vᵀ`` with eigenvalues ``|λ| ≤ rcond · max|λ|`` treated as
+    zero. This is the infinite-time limit of gradient flow/descent on the linearized model
+    from zero initial outputs (Jacot et al. 2018; Lee et al. 2019), i.e. the infinite-width
+    network's prediction when ``K`` is its NTK.
+
+    Args:
+        k_train_train: (n, n) symmetric positive semi-definite kernel on the training inputs.
+        y_train: (n,) or (n, k) training targets.
+        k_test_train: (m, n) kernel between test and training inputs.
+        ridge: non-negative ridge (Tikhonov) parameter added to the diagonal.
+        rcond: relative eigenvalue cut-off of the pseudo-inverse (used when ``ridge == 0``);
+            default ``n · eps`` with eps the machine epsilon of ``k_train_train``'s dtype
+            (float64 for integer input), as in numpy's ``matrix_rank``: a float32 empirical
+            NTK carries ~1e-7 relative round-off that must not be inverted.
+
+    Returns:
+        (m,) or (m, k) predictions, with the trailing shape of ``y_train``, float64.
+    """
+    ridge = _as_float(ridge, "ridge", positive=False)
+    problem = _problem(k_train_train, y_train, k_test_train, None, None, None)
+    n = problem.kernel.shape[0]
+    cutoff = n * problem.eps if rcond is None else _as_float(rcond, "rcond", positive=False)
+    eigenvalues, eigenvectors, null = _eigen(problem.kernel, cutoff)
+    if ridge > 0:
+        inverse = 1.0 / (eigenvalues + ridge)
+    else:
+        inverse = np.where(null, 0.0, 1.0 / np.where(null, 1.0, eigenvalues))
+    weights = eigenvectors @ (inverse[:, None] * (eigenvectors.T @ problem.targets))
+    predictions = problem.k_test @ weights
+    return predictions.reshape(predictions.shape[:1] + problem.output_shape)
+
+
+def gd_dynamics(
+    k_train_train: Any,
+    y_train: Any,
+    k_test_train: Any = None,
+    *,
+    lr: float,
+    steps: Any,
+    f0_train: Any = None,
+    f0_test: Any = None,
+    y_test: Any = None,
+) -> FunctionSpaceTrajectory:
+    """Exact full-batch gradient descent on the linearized model, at the given step counts.
+
+    Iterating ``f_{s+1} = f_s − (η/n) Θ (f_s − y)`` and
+    ``f*_{s+1} = f*_s − (η/n) Θ_* (f_s − y)`` (Lee et al. 2019) gives, with
+    ``Θ = V diag(λ) Vᵀ`` and ``r_s = f_s − y``,
+
+        r_s   = V diag((1 − ηλ/n)^s) Vᵀ r_0,
+        f*_s  = f*_0 + Θ_* V diag(g_s(λ)) Vᵀ (y − f_0),   g_s(λ) = (1 − (1 − ηλ/n)^s) / λ.
+
+    For ``ηλ/n < 1``, ``g_s`` is evaluated as ``−expm1(s · log1p(−ηλ/n)) / λ``, which tends
+    to its limit ``s η / n`` as ``λ → 0`` without cancellation. The residual along an
+    eigenvalue grows iff ``|1 − ηλ/n| > 1``, i.e. ``η > 2n/λ_max`` for a positive
+    semi-definite kernel; ``diverged`` reports it. Evaluated for all step counts at once.
+
+    Args:
+        k_train_train: (n, n) NTK on the training inputs.
+        y_train: (n,) or (n, k) training targets.
+        k_test_train: optional (m, n) NTK between test and training inputs.
+        lr: positive learning rate η.
+        steps: non-negative int or 1-D array of ints, the step counts s to report.
+        f0_train: outputs at initialization on the training inputs, shape of ``y_train``;
+            default zeros.
+        f0_test: (m[, k]) outputs at initialization on the test inputs; default zeros.
+        y_test: (m[, k]) test targets, for ``test_loss``.
+
+    Returns:
+        A :class:`FunctionSpaceTrajectory` with ``t = lr · steps``.
+    """
+    lr = _as_float(lr, "lr", positive=True)
+    step_array = as_numpy(steps, "steps")
+    if step_array.dtype.kind not in "iu":
+        raise TypeError(f"steps must be an int or a 1-D array of ints; got dtype {step_array.dtype}")
+    check_ndim(step_array, "steps", (0, 1))
+    step_array = np.atleast_1d(step_array).astype(np.int64)
+    if np.any(step_array < 0):
+        raise ValueError(f"steps must be >= 0; got minimum {step_array.min()}")
+    s = step_array[:, None].astype(np.float64)
+
+    def factors(eigenvalues: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rate = lr * eigenvalues / n  # ηλ/n
+        stable_log = rate < 1
+        log_factor = np.log1p(-np.where(stable_log, rate, 0.0))  # log(1 − ηλ/n) where defined
+        decay = np.where(stable_log, np.exp(s * log_factor), np.power(1.0 - rate, s))
+        one_minus_decay = np.where(stable_log, -np.expm1(s * log_factor), 1.0 - decay)
+        return decay, one_minus_decay / eigenvalues, np.abs(1.0 - rate) > 1.0
+
+    return _spectral_dynamics(
+        k_train_train,
+        y_train,
+        k_test_train,
+        f0_train,
+        f0_test,
+        y_test,
+        factors=factors,
+        t=lr * step_array.astype(np.float64),
+        steps=step_array,
+    )
+
+
+def gradient_flow(
+    k_train_train: Any,
+    y_train: Any,
+    k_test_train: Any = None,
+    *,
+    t: Any,
+    f0_train: Any = None,
+    f0_test: Any = None,
+    y_test: Any = None,
+) -> FunctionSpaceTrajectory:
+    """Gradient flow ``df/dt = −(1/n) Θ (f − y)`` on the linearized model, in closed form.
+
+    The continuous-time limit of :func:`gd_dynamics` at ``t = η · steps`` (Jacot et al.
+    2018; Lee et al. 2019): with ``Θ = V diag(λ) Vᵀ``,
+
+        r(t)  = V diag(exp(−λt/n)) Vᵀ r_0,
+        f*(t) = f*_0 + Θ_* V diag((1 − exp(−λt/n)) / λ) Vᵀ (y − f_0),
+
+    the gain evaluated as ``−expm1(−λt/n) / λ`` (limit ``t/n`` as ``λ → 0``). At
+    ``t = inf`` the test outputs are ``f*_0 + Θ_* Θ^+ (y − f_0)``, kernel regression from
+    the initial outputs (:func:`kernel_regression` with ``ridge = 0`` when ``f_0 = 0``).
+
+    Args:
+        k_train_train: (n, n) NTK on the training inputs.
+        y_train: (n,) or (n, k) training targets.
+        k_test_train: optional (m, n) NTK between test and training inputs.
+        t: non-negative float or 1-D array of times; ``np.inf`` allowed.
+        f0_train: outputs at initialization on the training inputs, shape of ``y_train``;
+            default zeros.
+        f0_test: (m[, k]) outputs at initialization on the test inputs; default zeros.
+        y_test: (m[, k]) test targets, for ``test_loss``.
+
+    Returns:
+        A :class:`FunctionSpaceTrajectory` with ``steps=None``.
+    """
+    times = as_numpy(t, "t")
+    if times.dtype.kind not in "iuf":
+        raise TypeError(f"t must be a float or a 1-D array of floats; got dtype {times.dtype}")
+    check_ndim(times, "t", (0, 1))
+    times = np.atleast_1d(times).astype(np.float64)
+    if np.any(np.isnan(times)):
+        raise ValueError("t must not contain NaN")
+    if np.any(times < 0):
+        raise ValueError(f"t must be >= 0 (np.inf allowed); got minimum {times.min()}")
+
+    def factors(eigenvalues: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        exponent = -times[:, None] * eigenvalues / n  # −λt/n
+        return np.exp(exponent), -np.expm1(exponent) / eigenvalues, eigenvalues < 0
+
+    return _spectral_dynamics(
+        k_train_train,
+        y_train,
+        k_test_train,
+        f0_train,
+        f0_test,
+        y_test,
+        factors=factors,
+        t=times,
+        steps=None,
+    )
