@@ -59,8 +59,11 @@ class FunctionSpaceTrajectory:
         steps: (T,) integer step counts for gradient descent; ``None`` for the flow.
         f_train: (T, n[, k]) outputs on the training inputs.
         f_test: (T, m[, k]) outputs on the test inputs, ``None`` without a test kernel.
-        train_loss: (T,) ``1/(2n) Σ_i ||f(x_i) − y_i||²``.
+        train_loss: (T,) ``1/(2n) Σ_i ||f(x_i) − y_i||²`` (its expectation over f0 with a prior).
         test_loss: (T,) the same over the test set, ``None`` without test targets.
+        var_train: (T, n) variance of each training output over the random initial function
+            (the same for every output column), ``None`` without an NNGP prior.
+        var_test: (T, m) the same on the test inputs, ``None`` without a prior or test kernel.
         diverged: gradient descent: some kernel eigenvalue has ``|1 − ηλ/n| > 1``, so that
             the residual along it grows; gradient flow: some eigenvalue is negative beyond
             the null-space tolerance (never for a positive semi-definite kernel).
@@ -73,6 +76,63 @@ class FunctionSpaceTrajectory:
     train_loss: np.ndarray
     test_loss: np.ndarray | None
     diverged: bool
+    var_train: np.ndarray | None = None
+    var_test: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _Prior:
+    """NNGP covariance of the initial function f0 ~ GP(0, K) on train and test inputs."""
+
+    train_train: np.ndarray  # (n, n)
+    test_train: np.ndarray | None  # (m, n)
+    test_diag: np.ndarray | None  # (m,)
+
+
+def _as_prior(prior: Any, n: int, m: int | None) -> _Prior | None:
+    """Validate ``prior = (K_train_train, K_test_train, K_test_diag)`` (test parts None without
+    a test kernel)."""
+    if prior is None:
+        return None
+    try:
+        k_xx, k_tx, k_tt = prior
+    except (TypeError, ValueError):
+        raise ValueError("prior must be a tuple (K_train_train, K_test_train, K_test_diag) of NNGP blocks") from None
+    k_xx = as_numpy(k_xx, "prior[0]", dtype=np.float64)
+    if k_xx.shape != (n, n):
+        raise ValueError(f"prior[0] (NNGP train-train) must have shape {(n, n)}; got {k_xx.shape}")
+    if m is None:
+        return _Prior(k_xx, None, None)
+    k_tx = as_numpy(k_tx, "prior[1]", dtype=np.float64)
+    k_tt = as_numpy(k_tt, "prior[2]", dtype=np.float64)
+    if k_tx.shape != (m, n) or k_tt.shape != (m,):
+        raise ValueError(f"prior[1] and prior[2] must have shapes {(m, n)} and {(m,)}; got {k_tx.shape} and {k_tt.shape}")
+    return _Prior(k_xx, k_tx, k_tt)
+
+
+def _prior_variances(
+    prior: _Prior, eigenvectors: np.ndarray, decay: np.ndarray, gain: np.ndarray, k_test_v: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Output variances over f0 ~ GP(0, K) (Lee et al. 2019, eq. 16), per time and input.
+
+    With Θ = V diag(λ) Vᵀ, the training outputs deviate from their mean by V diag(decay) Vᵀ f0(X)
+    and the test outputs by f0(X*) − Θ_* V diag(gain) Vᵀ f0(X); with M = Vᵀ K V and E = K_*X V:
+        Var_train = rowsum((V D) M ∘ (V D)),  D = diag(decay)
+        Var_test  = K_** − 2 rowsum(B G ∘ E) + rowsum((B G) M ∘ (B G)),  B = Θ_* V, G = diag(gain).
+    """
+    m_matrix = eigenvectors.T @ prior.train_train @ eigenvectors
+    var_train = np.empty(decay.shape)
+    for i, d in enumerate(decay):
+        vd = eigenvectors * d
+        var_train[i] = np.sum((vd @ m_matrix) * vd, axis=1)
+    if k_test_v is None or prior.test_train is None:
+        return var_train, None
+    e_matrix = prior.test_train @ eigenvectors
+    var_test = np.empty((gain.shape[0], k_test_v.shape[0]))
+    for i, g in enumerate(gain):
+        bg = k_test_v * g
+        var_test[i] = prior.test_diag - 2 * np.sum(bg * e_matrix, axis=1) + np.sum((bg @ m_matrix) * bg, axis=1)
+    return var_train, var_test
 
 
 @dataclass(frozen=True)
@@ -172,6 +232,7 @@ def _spectral_dynamics(
     factors: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray, np.ndarray]],
     t: np.ndarray,
     steps: np.ndarray | None,
+    prior: Any = None,
 ) -> FunctionSpaceTrajectory:
     """Evaluate a spectral solution of the linearized dynamics at T times.
 
@@ -181,8 +242,11 @@ def _spectral_dynamics(
     residual is ``r = V diag(decay) Vᵀ r0`` and the test outputs
     ``f* = f0* − Θ_* V diag(gain) Vᵀ r0``, with ``r0 = f0 − y``.
     """
+    if prior is not None and (f0_train is not None or f0_test is not None):
+        raise ValueError("f0_train/f0_test must be None with a prior: the initial function is then random")
     problem = _problem(k_train_train, y_train, k_test_train, f0_train, f0_test, y_test)
     n = problem.kernel.shape[0]
+    nngp = _as_prior(prior, n, None if problem.k_test is None else problem.k_test.shape[0])
     eigenvalues, eigenvectors, null = _eigen(problem.kernel, n * problem.eps)
     active = ~null
     decay, gain = np.ones((t.size, n)), np.zeros((t.size, n))
@@ -192,14 +256,22 @@ def _spectral_dynamics(
     residual = eigenvectors @ (decay[:, :, None] * coefficients)  # (T, n, k)
     f_train = problem.targets + residual
     train_loss = np.sum(residual**2, axis=(1, 2)) / (2 * n)
+    k = problem.targets.shape[1]
 
-    f_test = test_loss = None
+    f_test = test_loss = k_test_v = None
     if problem.k_test is not None:
         k_test_v = problem.k_test @ eigenvectors  # (m, n)
         f_test = problem.f0_test - k_test_v @ (gain[:, :, None] * coefficients)  # (T, m, k)
         if problem.y_test is not None:
             test_loss = np.sum((f_test - problem.y_test) ** 2, axis=(1, 2)) / (2 * f_test.shape[1])
         f_test = f_test.reshape(f_test.shape[:2] + problem.output_shape)
+    var_train = var_test = None
+    if nngp is not None:
+        # Expected losses: E||f - y||^2 = ||E f - y||^2 + k * Var, every output with the NNGP prior.
+        var_train, var_test = _prior_variances(nngp, eigenvectors, decay, gain, k_test_v)
+        train_loss = train_loss + k * var_train.sum(axis=1) / (2 * n)
+        if test_loss is not None and var_test is not None:
+            test_loss = test_loss + k * var_test.sum(axis=1) / (2 * var_test.shape[1])
     return FunctionSpaceTrajectory(
         t=t,
         steps=steps,
@@ -208,6 +280,8 @@ def _spectral_dynamics(
         train_loss=train_loss,
         test_loss=test_loss,
         diverged=bool(np.any(growing)),
+        var_train=var_train,
+        var_test=var_test,
     )
 
 
@@ -264,6 +338,7 @@ def gd_dynamics(
     f0_train: Any = None,
     f0_test: Any = None,
     y_test: Any = None,
+    prior: Any = None,
 ) -> FunctionSpaceTrajectory:
     """Exact full-batch gradient descent on the linearized model, at the given step counts.
 
@@ -289,6 +364,10 @@ def gd_dynamics(
             default zeros.
         f0_test: (m[, k]) outputs at initialization on the test inputs; default zeros.
         y_test: (m[, k]) test targets, for ``test_loss``.
+        prior: optional NNGP blocks ``(K_train_train, K_test_train, K_test_diag)`` of a random
+            initial function f0 ~ GP(0, K) (an uncentered network at init; Lee et al. 2019,
+            eq. 16). Then f0_* must be None, ``f_*`` are the means over f0, ``var_*`` the
+            variances and the losses their expectations.
 
     Returns:
         A :class:`FunctionSpaceTrajectory` with ``t = lr · steps``.
@@ -321,6 +400,7 @@ def gd_dynamics(
         factors=factors,
         t=lr * step_array.astype(np.float64),
         steps=step_array,
+        prior=prior,
     )
 
 
@@ -333,6 +413,7 @@ def gradient_flow(
     f0_train: Any = None,
     f0_test: Any = None,
     y_test: Any = None,
+    prior: Any = None,
 ) -> FunctionSpaceTrajectory:
     """Gradient flow ``df/dt = −(1/n) Θ (f − y)`` on the linearized model, in closed form.
 
@@ -355,6 +436,10 @@ def gradient_flow(
             default zeros.
         f0_test: (m[, k]) outputs at initialization on the test inputs; default zeros.
         y_test: (m[, k]) test targets, for ``test_loss``.
+        prior: optional NNGP blocks ``(K_train_train, K_test_train, K_test_diag)`` of a random
+            initial function f0 ~ GP(0, K) (an uncentered network at init; Lee et al. 2019,
+            eq. 16). Then f0_* must be None, ``f_*`` are the means over f0, ``var_*`` the
+            variances and the losses their expectations.
 
     Returns:
         A :class:`FunctionSpaceTrajectory` with ``steps=None``.
@@ -383,4 +468,5 @@ def gradient_flow(
         factors=factors,
         t=times,
         steps=None,
+        prior=prior,
     )

@@ -404,3 +404,46 @@ def test_default_rcond_follows_the_kernel_precision() -> None:
     k32 = (k32 + k32.T) / 2
     got = kernel_regression(k32, y, (x_test @ x.T).astype(np.float32))
     assert np.max(np.abs(got - reference)) / np.max(np.abs(reference)) < 1e-3
+
+
+def _joint_prior(rng: np.random.Generator, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random PSD joint covariance on n + m points and a square root S with S S^T = K."""
+    z = rng.normal(size=(n + m, 6))
+    joint = np.exp(-0.5 * ((z[:, None] - z[None]) ** 2).sum(-1)) + 0.1 * z @ z.T / 6
+    values, vectors = np.linalg.eigh(joint)
+    return joint, vectors * np.sqrt(np.clip(values, 0, None))
+
+
+@pytest.mark.parametrize("dynamics", ["gd", "flow"])
+def test_prior_variances_equal_the_spread_of_outputs_over_f0(dynamics: str) -> None:
+    """With f0 = S z the outputs are linear in z, so Var over z ~ N(0, I) equals the sum of
+    squared outputs over the columns of S run as f0 with zero targets: an exact identity
+    (1e-10: rounding only). Expected losses add k * mean variance to the mean-function loss."""
+    rng = np.random.default_rng(11)
+    n, m, k = 12, 7, 2
+    theta = _joint_prior(rng, n, m)[0]
+    joint, root = _joint_prior(rng, n, m)
+    y, y_test = rng.normal(size=(n, k)), rng.normal(size=(m, k))
+    prior = (joint[:n, :n], joint[n:, :n], np.diag(joint)[n:])
+    if dynamics == "gd":
+        run = lambda **kw: gd_dynamics(theta[:n, :n], kw.pop("y"), theta[n:, :n], lr=0.7, steps=[0, 3, 40], **kw)  # noqa: E731
+    else:
+        run = lambda **kw: gradient_flow(theta[:n, :n], kw.pop("y"), theta[n:, :n], t=[0.0, 2.0, np.inf], **kw)  # noqa: E731
+    with_prior = run(y=y, y_test=y_test, prior=prior)
+    spread = run(y=np.zeros((n, n + m)), f0_train=root[:n], f0_test=root[n:])
+    np.testing.assert_allclose(with_prior.var_train, np.sum(spread.f_train**2, axis=2), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(with_prior.var_test, np.sum(spread.f_test**2, axis=2), rtol=1e-9, atol=1e-12)
+    mean = run(y=y, y_test=y_test)  # f0 = 0: the mean function
+    np.testing.assert_allclose(with_prior.f_test, mean.f_test, rtol=1e-12)
+    expected_test = mean.test_loss + k * with_prior.var_test.sum(axis=1) / (2 * m)
+    np.testing.assert_allclose(with_prior.test_loss, expected_test, rtol=1e-12)
+    # At step 0 the variance is the prior itself.
+    np.testing.assert_allclose(with_prior.var_test[0], np.diag(joint)[n:], rtol=1e-10)
+
+
+def test_prior_rejects_f0_and_bad_shapes() -> None:
+    k = np.eye(3)
+    with pytest.raises(ValueError, match="f0_train/f0_test must be None with a prior"):
+        gd_dynamics(k, np.ones(3), lr=0.1, steps=1, f0_train=np.ones(3), prior=(k, None, None))
+    with pytest.raises(ValueError, match=r"prior\[0\] \(NNGP train-train\) must have shape \(3, 3\)"):
+        gd_dynamics(k, np.ones(3), lr=0.1, steps=1, prior=(np.eye(2), None, None))

@@ -1,0 +1,39 @@
+"""The two structures the pairing is built on: a theory :class:`Prediction` and an empirical
+:class:`Measurement` of the same named quantity, each a scalar with an optional curve.
+
+``theory/X.py`` returns Predictions and ``empirical/X.py`` Measurements with the same names;
+the study runner pairs them by name (genlab.study._registry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Curve:
+    """``y`` against ``x`` (e.g. a loss against the training step)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_label: str = "step"
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """What theory predicts for ``name``; ``value`` None where it makes no prediction here."""
+
+    name: str
+    value: float | None
+    curve: Curve | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Measurement:
+    """What the trained network did for ``name``; ``value`` None if it could not be measured."""
+
+    name: str
+    value: float | None
+    curve: Curve | None = None

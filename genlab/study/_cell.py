@@ -1,0 +1,98 @@
+"""One study cell: build the task and the network from a resolved config, train, and evaluate
+every requested quantity on both sides (theory and empirical), paired by name."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from genlab.empirical import EmpiricalContext, TrainSettings, resolve_device, train
+from genlab.empirical._train import torch_dtype
+from genlab.models import ArchSpec
+from genlab.quantities import Curve
+from genlab.study._output import CellOutput, QuantityRow
+from genlab.study._registry import QUANTITIES
+from genlab.tasks import make_task
+from genlab.theory import TheoryContext
+
+MODEL_EXTRA_KEYS = ("width", "alpha")
+
+
+def planned_steps(settings: TrainSettings) -> np.ndarray:
+    """The steps at which a run that does not diverge is measured: 0, every interval, the last."""
+    return np.unique(np.r_[np.arange(0, settings.steps + 1, settings.measurement_interval), settings.steps])
+
+
+def _curve_columns(prefix: str, curve: Curve | None) -> dict[str, list[float]]:
+    if curve is None:
+        return {}
+    return {f"{prefix}_{curve.x_label}": np.asarray(curve.x, float).tolist(), prefix: np.asarray(curve.y, float).tolist()}
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def run_cell(config: Mapping[str, Any], *, progress: Callable[[int, int], None] | None = None) -> CellOutput:
+    """Run one resolved cell config ``{"task", "model", "train", "quantities", ...}``.
+
+    The network is ``ArchSpec(**model).to_torch(width, seed=train.seed, alpha=alpha)``; the
+    task is ``make_task(task.name, seed=task.seed, **params)``. Returns one row per quantity:
+    the theory prediction (None where theory has none) beside the measurement.
+    """
+    task_config = dict(config["task"])
+    task = make_task(task_config.pop("name"), seed=task_config.pop("seed", 0), **task_config)
+    model = dict(config["model"])
+    width, alpha = model.pop("width"), model.pop("alpha", None)
+    spec = ArchSpec(**model)
+    settings = TrainSettings(**config["train"])
+    names = list(config["quantities"])
+
+    start = time.perf_counter()
+    device = resolve_device(settings.device)
+    module = spec.to_torch(width, input_shape=task.input_shape, seed=settings.seed, alpha=alpha, dtype=torch_dtype(settings.dtype))
+    module = module.to(device)
+    module0 = copy.deepcopy(module)
+    factories = [QUANTITIES[name].hook_factory() for name in names]
+    hooks = [factory(module, task.x_train, steps=settings.steps) for factory in factories if factory is not None]
+    run = train(module, task.x_train, task.y_train, settings, x_test=task.x_test, y_test=task.y_test, hooks=hooks, progress=progress)
+    kind = task.meta["kind"]
+    empirical_ctx = EmpiricalContext(task.x_train, task.y_train, task.x_test, task.y_test, kind, settings, module0, module, run)
+    theory_ctx = TheoryContext(
+        spec=spec, width=width, centered=alpha is not None, settings=settings, x_train=task.x_train, y_train=task.y_train,
+        x_test=task.x_test, y_test=task.y_test, kind=kind, steps=planned_steps(settings),
+    )
+    train_seconds = time.perf_counter() - start
+
+    rows, curves = [], {}
+    theory_seconds = 0.0
+    for name in names:
+        spec_q = QUANTITIES[name]
+        tick = time.perf_counter()
+        theory_fn = spec_q.theory(name)
+        prediction = theory_fn(theory_ctx) if theory_fn is not None else None
+        theory_seconds += time.perf_counter() - tick
+        measurement = spec_q.empirical(name)(empirical_ctx)
+        rows.append(QuantityRow(name, _number(prediction.value) if prediction else None, _number(measurement.value)))
+        columns = {**_curve_columns("empirical", measurement.curve), **_curve_columns("theory", prediction.curve if prediction else None)}
+        if columns:
+            curves[name] = columns
+    return CellOutput(
+        rows=rows,
+        curves=curves,
+        status="diverged" if run.diverged else "ok",
+        info={
+            "parameters": sum(p.numel() for p in module.parameters() if p.requires_grad),
+            "final_step": run.final_step,
+            "train_seconds": round(run.wall_seconds, 3),
+            "setup_and_train_seconds": round(train_seconds, 3),
+            "theory_seconds": round(theory_seconds, 3),
+            "measure_seconds": round(time.perf_counter() - start - train_seconds - theory_seconds, 3),
+            "device": str(device),
+        },
+    )

@@ -1,0 +1,53 @@
+"""The registry that pairs theory with measurement by quantity name.
+
+Each quantity names its topic: the empirical function ``genlab.empirical.<topic>.<name>`` and,
+when the theory predicts it, ``genlab.theory.<topic>.<name>``. Adding a quantity = one theory
+function + one empirical function + one line here. Nothing heavy is imported until a cell runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class QuantitySpec:
+    """Where a quantity's two sides live, and the training hook it needs (a factory in the
+    empirical module, called before training), if any."""
+
+    topic: str
+    hook: str | None = None
+
+    def empirical(self, name: str) -> Callable:
+        return getattr(importlib.import_module(f"genlab.empirical.{self.topic}"), name)
+
+    def theory(self, name: str) -> Callable | None:
+        return getattr(importlib.import_module(f"genlab.theory.{self.topic}"), name, None)
+
+    def hook_factory(self) -> Callable | None:
+        if self.hook is None:
+            return None
+        return getattr(importlib.import_module(f"genlab.empirical.{self.topic}"), self.hook)
+
+
+QUANTITIES: dict[str, QuantitySpec] = {
+    "train_loss": QuantitySpec("kernel_regime"),
+    "test_loss": QuantitySpec("kernel_regime"),
+    "train_loss_curve": QuantitySpec("kernel_regime"),
+    "test_loss_curve": QuantitySpec("kernel_regime"),
+    "test_mse": QuantitySpec("kernel_regime"),
+    "test_error": QuantitySpec("kernel_regime"),
+    "ntk_drift": QuantitySpec("kernel_regime", hook="ntk_drift_hook"),
+    "alignment_init": QuantitySpec("kernel_regime"),
+    "alignment_end": QuantitySpec("kernel_regime"),
+    "weight_change": QuantitySpec("kernel_regime"),
+    "linearization_distance": QuantitySpec("kernel_regime"),
+    "feature_cka": QuantitySpec("features"),
+    "feature_rank": QuantitySpec("features"),
+    "init_kernel_test_mse": QuantitySpec("features"),
+    "after_kernel_test_mse": QuantitySpec("features"),
+}
+
+QUANTITY_NAMES: tuple[str, ...] = tuple(QUANTITIES)

@@ -1,0 +1,109 @@
+"""Kernel-regime predictions (mirrors genlab.empirical.kernel_regime).
+
+At infinite width in the NTK (or standard) parametrization, a network trained by gradient
+descent on the MSE stays in its linearization: the NTK Theta is fixed, the weights move by
+O(width^-1/2) relative to init, and the function follows the linear ODE
+df/dt = -(1/n) Theta (f - y) (Jacot, Gabriel & Hongler 2018; Lee et al. 2019). Predictions:
+
+- losses and test outputs along GD at the measured steps, in closed form
+  (genlab.kernels.gd_dynamics); for an uncentered network the initial function is
+  f0 ~ GP(0, NNGP) and the predictions are expectations over it (Lee et al. 2019, eq. 16);
+- ``ntk_drift``, ``weight_change``, ``linearization_distance``: 0 at infinite width (the finite-
+  width corrections are O(width^-1/2): the width_convergence study measures the slope);
+- ``alignment_*``: the centered alignment of the analytic NTK with the targets, the same at
+  init and at the end because the kernel does not move.
+
+Predictions are None where the theory says nothing: muP (no fixed NTK limit), and dynamics
+under losses or optimizers without the GD closed form (see TheoryContext.follows_gd_closed_form).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy.stats import norm
+
+from genlab.kernels import kernel_target_alignment
+from genlab.quantities import Curve, Prediction
+from genlab.theory._context import PROBE_SIZE, TheoryContext
+
+
+def _dynamics(ctx: TheoryContext, name: str, value: Callable[[], float]) -> Prediction:
+    return Prediction(name, value() if ctx.follows_gd_closed_form else None)
+
+
+def train_loss(ctx: TheoryContext) -> Prediction:
+    return _dynamics(ctx, "train_loss", lambda: float(ctx.trajectory().train_loss[-1]))
+
+
+def test_loss(ctx: TheoryContext) -> Prediction:
+    return _dynamics(ctx, "test_loss", lambda: float(ctx.trajectory().test_loss[-1]))
+
+
+def train_loss_curve(ctx: TheoryContext) -> Prediction:
+    if not ctx.follows_gd_closed_form:
+        return Prediction("train_loss_curve", None)
+    traj = ctx.trajectory()
+    return Prediction("train_loss_curve", float(traj.train_loss[-1]), Curve(traj.steps, traj.train_loss))
+
+
+def test_loss_curve(ctx: TheoryContext) -> Prediction:
+    if not ctx.follows_gd_closed_form:
+        return Prediction("test_loss_curve", None)
+    traj = ctx.trajectory()
+    return Prediction("test_loss_curve", float(traj.test_loss[-1]), Curve(traj.steps, traj.test_loss))
+
+
+def test_mse(ctx: TheoryContext) -> Prediction:
+    """E (1/m) sum_i ||f_T(x_i) - y_i||^2 = 2 * expected test loss at the final step."""
+    return _dynamics(ctx, "test_mse", lambda: float(2 * ctx.trajectory().test_loss[-1]))
+
+
+def test_error(ctx: TheoryContext) -> Prediction:
+    """Misclassification rate of the Gaussian output f_T(x) ~ N(mu, sigma^2): for +-1 targets
+    E[error] = mean_i Phi(-y_i mu_i / sigma_i) (the indicator when sigma = 0); for one-hot
+    targets the error of the mean predictor argmax(mu)."""
+    if ctx.kind != "classification" or not ctx.follows_gd_closed_form:
+        return Prediction("test_error", None)
+    traj = ctx.trajectory()
+    mu = traj.f_test[-1].reshape(len(ctx.y_test), -1)
+    if ctx.y_test.shape[1] > 1:
+        return Prediction("test_error", float(np.mean(np.argmax(mu, 1) != np.argmax(ctx.y_test, 1))))
+    margin = ctx.y_test[:, 0] * mu[:, 0]
+    sigma = np.zeros_like(margin) if traj.var_test is None else np.sqrt(np.clip(traj.var_test[-1], 0, None))
+    with np.errstate(divide="ignore"):
+        error = np.where(sigma > 0, norm.cdf(-margin / np.where(sigma > 0, sigma, 1.0)), (margin <= 0).astype(float))
+    return Prediction("test_error", float(np.mean(error)))
+
+
+def _frozen(ctx: TheoryContext, name: str) -> Prediction:
+    """0 at infinite width wherever an NTK limit exists."""
+    return Prediction(name, 0.0 if ctx.has_ntk_limit else None)
+
+
+def ntk_drift(ctx: TheoryContext) -> Prediction:
+    return _frozen(ctx, "ntk_drift")
+
+
+def weight_change(ctx: TheoryContext) -> Prediction:
+    return _frozen(ctx, "weight_change")
+
+
+def linearization_distance(ctx: TheoryContext) -> Prediction:
+    return _frozen(ctx, "linearization_distance")
+
+
+def _ntk_alignment(ctx: TheoryContext, name: str) -> Prediction:
+    if not ctx.has_ntk_limit:
+        return Prediction(name, None)
+    kernel = ctx.kernel("ntk", "train")[:PROBE_SIZE, :PROBE_SIZE]
+    return Prediction(name, kernel_target_alignment(kernel, ctx.y_train[:PROBE_SIZE], centered=True))
+
+
+def alignment_init(ctx: TheoryContext) -> Prediction:
+    return _ntk_alignment(ctx, "alignment_init")
+
+
+def alignment_end(ctx: TheoryContext) -> Prediction:
+    return _ntk_alignment(ctx, "alignment_end")
