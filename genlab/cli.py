@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from genlab import __version__
+
+if TYPE_CHECKING:  # rich is imported by the subcommands that print with it
+    from rich.console import Console
 
 
 class UsageError(Exception):
@@ -60,6 +64,35 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--n", type=_positive_int, default=32, help="number of inputs (default 32)")
     demo.add_argument("--seeds", type=_positive_int, default=3, help="networks per width (default 3)")
     demo.add_argument("--seed", type=int, default=0, help="first network seed; inputs use this seed too (default 0)")
+
+    run = commands.add_parser(
+        "run",
+        help="run a study: compute the cells not cached in the run directory, print the side-by-side table",
+        description=(
+            "Validate STUDY.toml, print the resolved config, compute every grid cell that is not cached in the "
+            "run directory (cells are keyed by the content hash of their resolved config), write results.csv, "
+            "results.parquet, table.md and provenance.json, and print the theory-beside-empirical table."
+        ),
+    )
+    run.add_argument("study", metavar="STUDY.toml", help="study config")
+    run.add_argument("--out", metavar="DIR", help="run directory (default runs/<name>)")
+    run.add_argument("--workers", type=_positive_int, default=None, help="worker processes (default: the number of CPUs)")
+    run.add_argument("--executor", choices=("local",), default="local", help="where cells run (default local)")
+
+    table = commands.add_parser(
+        "table",
+        help="re-render the table of a run directory without computing anything",
+        description="Read the cells of RUN_DIR back and print the side-by-side table.",
+    )
+    table.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `genlab run`")
+    table.add_argument("--format", choices=("md", "latex", "csv"), default="md", help="output format (default md)")
+
+    studies = commands.add_parser(
+        "studies",
+        help="list the study configs in a folder",
+        description="List the study configs (*.toml) in a folder: name, file, first line of the description.",
+    )
+    studies.add_argument("--dir", default="studies", help="folder of study configs (default studies)")
     return parser
 
 
@@ -110,6 +143,76 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _console() -> "Console":
+    """A rich console on stdout; wide when stdout is not a terminal, so that tables are not cropped."""
+    from rich.console import Console
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from genlab.study import StudyConfigError, load
+
+    try:
+        study = load(args.study)
+    except StudyConfigError as exc:
+        raise UsageError(str(exc)) from None
+    out = Path(args.out) if args.out is not None else study.default_run_dir()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"argument --out: {out} exists and is not a directory")
+    print(study.describe())
+    print(f"  out    {out}")
+    results = study.run(out=out, workers=args.workers, executor=args.executor, progress=True)
+    _console().print(results)
+    cells = results.cells
+    computed = int((~cells["cached"]).sum())
+    print(f"{len(cells)} cells ({len(cells) - computed} cached, {computed} computed, {len(results.failed)} failed) -> {out}")
+    for ident in results.failed:
+        error = (results.error(ident) or "").strip().splitlines()
+        print(f"cell {ident} failed: {error[-1] if error else 'unknown error'} (see {out / 'cells' / (ident + '.json')})",
+              file=sys.stderr)
+    return 1 if results.failed else 0
+
+
+def _table(args: argparse.Namespace) -> int:
+    from genlab.study import RunDirError, StudyConfigError, open_run
+
+    try:
+        results = open_run(args.run_dir)
+    except (RunDirError, StudyConfigError) as exc:
+        raise UsageError(str(exc)) from None
+    sys.stdout.write(results.render(args.format))
+    return 0
+
+
+def _studies(args: argparse.Namespace) -> int:
+    import tomllib
+    from pathlib import Path
+
+    from rich.table import Table
+    from rich.text import Text
+
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        raise UsageError(f"argument --dir: {folder} is not a directory")
+    table = Table(title=f"studies in {folder}")
+    for column in ("name", "file", "description"):
+        table.add_column(column, overflow="fold")
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            name = str(data.get("name", path.stem))
+            lines = str(data.get("description", "")).strip().splitlines()
+            description = lines[0] if lines else ""
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            name, description = path.stem, f"(unreadable: {str(exc).splitlines()[0]})"
+        table.add_row(Text(name), Text(str(path)), Text(description))
+    _console().print(table)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -117,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return {"demo": _demo}[args.command](args)
+        return {"demo": _demo, "run": _run, "table": _table, "studies": _studies}[args.command](args)
     except UsageError as exc:
         print(f"genlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
