@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 quickstart: $(STAMP)
-	$(VENV)/bin/genlab demo
+	$(VENV)/bin/genlab run studies/quickstart.toml
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -48,7 +48,7 @@ class EmpiricalContext:
     def outputs(self, which: str, x: np.ndarray, key: str) -> np.ndarray:
         """Outputs of the trained ("end"), initial ("init") or linearized ("linear") model."""
         def compute() -> np.ndarray:
-            if which == "linear" and linear_closed_form(self.settings):
+            if which == "linear" and linear_closed_form(self.settings) and self.y_train.shape[1] == 1:
                 return self._linear_closed_form(x)
             if which == "linear":
                 return self._forward(self.linearized()[0], x)
@@ -83,7 +83,8 @@ class EmpiricalContext:
 
 
 def linear_closed_form(settings: TrainSettings) -> bool:
-    """Whether training the linearized model is exactly the GD recursion of gd_dynamics."""
+    """Whether training the linearized model is exactly the GD recursion of gd_dynamics (for one
+    output: with several, the finite-width NTK couples the outputs and training is explicit)."""
     return (
         settings.optimizer == "gd" and settings.loss == "mse" and settings.momentum == 0
         and settings.weight_decay == 0 and settings.schedule == "constant"

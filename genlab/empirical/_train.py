@@ -195,6 +195,8 @@ def train(
         value = float(data_loss.detach())
         if not math.isfinite(value) or value > settings.divergence_threshold:
             diverged, step = True, step - 1
+            if batch == n and recorded["step"][-1] != step:  # the full loss at the last parameters
+                measure(step, value)
             break
         optimizer.zero_grad(set_to_none=True)
         objective.backward()

@@ -8,8 +8,10 @@ df/dt = -(1/n) Theta (f - y) (Jacot, Gabriel & Hongler 2018; Lee et al. 2019). P
 - losses and test outputs along GD at the measured steps, in closed form
   (genlab.kernels.gd_dynamics); for an uncentered network the initial function is
   f0 ~ GP(0, NNGP) and the predictions are expectations over it (Lee et al. 2019, eq. 16);
-- ``ntk_drift``, ``weight_change``, ``linearization_distance``: 0 at infinite width (the finite-
-  width corrections are O(width^-1/2): the width_convergence study measures the slope);
+- ``ntk_drift``, ``weight_change``, ``linearization_distance``: 0 at infinite width. Lee et al.
+  2019 bound the finite-width corrections by O(width^-1/2); the weight change scales so, while the
+  NTK itself moves by O(width^-1) under GD for smooth activations (Dyer & Gur-Ari 2020; Huang &
+  Yau 2020). The width_convergence study measures the slopes;
 - ``alignment_*``: the centered alignment of the analytic NTK with the targets, the same at
   init and at the end because the kernel does not move.
 
