@@ -11,13 +11,14 @@ traceback, and the other cells go on.
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import pickle
 import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,7 +28,9 @@ from typing import Any
 from genlab.study._output import CellOutput
 
 EXECUTORS = ("local",)
-CellFn = Callable[[dict[str, Any]], CellOutput]
+CellFn = Callable[..., CellOutput]
+#: ``on_progress(cell_id, step, total)``: training progress inside a running cell.
+ProgressFn = Callable[[str, int, int], None]
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -82,13 +85,28 @@ def _limit_threads(threads: int | None) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
-def execute_cell(cell_fn: CellFn, ident: str, config: dict[str, Any], threads: int | None = None) -> CellResult:
+def _accepts_progress(cell_fn: CellFn) -> bool:
+    try:
+        return "progress" in inspect.signature(cell_fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def execute_cell(
+    cell_fn: CellFn, ident: str, config: dict[str, Any], threads: int | None = None, progress_queue: Any = None
+) -> CellResult:
     """Run ``cell_fn`` on a copy of ``config`` and capture its result; never raises for a cell's
-    own failure. Runs in the worker process."""
+    own failure. Runs in the worker process. A cell function with a ``progress`` parameter gets
+    a callback ``progress(step, total)`` whose calls reach the parent through ``progress_queue``
+    (a callable in-process, a manager queue across processes)."""
     _limit_threads(threads)
+    kwargs: dict[str, Any] = {}
+    if progress_queue is not None and _accepts_progress(cell_fn):
+        send = progress_queue if callable(progress_queue) else progress_queue.put
+        kwargs["progress"] = lambda step, total: send((ident, step, total))
     started, start = _now(), time.perf_counter()
     try:
-        output = cell_fn(copy.deepcopy(config))
+        output = cell_fn(copy.deepcopy(config), **kwargs)
         if not isinstance(output, CellOutput):
             raise TypeError(f"the cell function returned {type(output).__name__}; expected a CellOutput")
         if output.status not in ("ok", "diverged"):
@@ -110,12 +128,20 @@ class LocalExecutor:
             raise ValueError(f"workers must be None or an int >= 1; got {workers!r}")
         self.workers = workers or os.cpu_count() or 1
 
-    def run(self, cell_fn: CellFn, items: Sequence[tuple[str, dict[str, Any]]], on_done: Callable[[CellResult], None]) -> None:
-        """Run ``cell_fn`` on each ``(id, config)``; call ``on_done`` in this process as each finishes."""
+    def run(
+        self,
+        cell_fn: CellFn,
+        items: Sequence[tuple[str, dict[str, Any]]],
+        on_done: Callable[[CellResult], None],
+        on_progress: ProgressFn | None = None,
+    ) -> None:
+        """Run ``cell_fn`` on each ``(id, config)``; call ``on_done`` in this process as each
+        finishes, and ``on_progress(id, step, total)`` as running cells report training steps."""
         n = min(self.workers, len(items))
         if n <= 1:
+            forward = None if on_progress is None else (lambda message: on_progress(*message))
             for ident, config in items:
-                on_done(execute_cell(cell_fn, ident, config))
+                on_done(execute_cell(cell_fn, ident, config, progress_queue=forward))
             return
         try:
             pickle.dumps(cell_fn)
@@ -125,19 +151,35 @@ class LocalExecutor:
                 f"pass workers=1 to run it in-process ({exc})"
             ) from None
         threads = max(1, (os.cpu_count() or 1) // n)
-        with ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_limit_threads, initargs=(threads,)) as pool:
-            futures = {pool.submit(execute_cell, cell_fn, ident, config, threads): ident for ident, config in items}
-            try:
-                for future in as_completed(futures):
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool as exc:
-                        now = _now()
-                        result = CellResult(futures[future], "error", None, f"worker process died: {exc}", 0.0, now, now)
-                    on_done(result)
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        context = get_context("spawn")
+        manager = context.Manager() if on_progress is not None else None
+        queue = manager.Queue() if manager is not None else None
+
+        def drain() -> None:
+            while queue is not None and not queue.empty():
+                on_progress(*queue.get_nowait())
+
+        try:
+            with ProcessPoolExecutor(n, mp_context=context, initializer=_limit_threads, initargs=(threads,)) as pool:
+                futures = {pool.submit(execute_cell, cell_fn, ident, config, threads, queue): ident for ident, config in items}
+                pending = set(futures)
+                try:
+                    while pending:
+                        finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                        drain()
+                        for future in finished:
+                            try:
+                                result = future.result()
+                            except BrokenProcessPool as exc:
+                                now = _now()
+                                result = CellResult(futures[future], "error", None, f"worker process died: {exc}", 0.0, now, now)
+                            on_done(result)
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+        finally:
+            if manager is not None:
+                manager.shutdown()
 
 
 def make_executor(name: str, workers: int | None) -> LocalExecutor:

@@ -161,9 +161,10 @@ class Study:
         with _Progress(progress, total=len(self.cells), cached=len(cached)) as bar:
             def on_done(result: CellResult) -> None:
                 records[result.id] = write_cell(run_dir, todo[result.id], result)
-                bar.done(result.status)
+                bar.done(result.status, result.id)
 
-            runner.run(fn, [(cell.id, cell.config) for cell in todo.values()], on_done)
+            runner.run(fn, [(cell.id, cell.config) for cell in todo.values()], on_done,
+                       bar.step if progress else None)
 
         frame = results_frame(self, records)
         write_results(run_dir, frame)
@@ -180,6 +181,7 @@ class _Progress:
     def __init__(self, enabled: bool, *, total: int, cached: int) -> None:
         self.enabled, self.total = enabled, total
         self.counts = {"cached": cached, "computed": 0, "failed": 0}
+        self._cells: dict[str, Any] = {}
 
     def _detail(self) -> str:
         c = self.counts
@@ -190,15 +192,25 @@ class _Progress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._bar = Progress(TextColumn("cells"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
                                  TimeElapsedColumn(), console=Console(stderr=True))
             self._bar.start()
             self._task = self._bar.add_task("cells", total=self.total, completed=self.counts["cached"], detail=self._detail())
         return self
 
-    def done(self, status: str) -> None:
+    def step(self, ident: str, step: int, total: int) -> None:
+        """Training progress of a running cell: one sub-bar per cell, removed when it finishes."""
+        if not self.enabled:
+            return
+        if ident not in self._cells:
+            self._cells[ident] = self._bar.add_task("steps", total=total, detail=f"cell {ident[:8]}")
+        self._bar.update(self._cells[ident], completed=step)
+
+    def done(self, status: str, ident: str | None = None) -> None:
         self.counts["failed" if status not in FINISHED else "computed"] += 1
         if self.enabled:
+            if ident in self._cells:
+                self._bar.remove_task(self._cells.pop(ident))
             self._bar.update(self._task, advance=1, detail=self._detail())
 
     def __exit__(self, *exc: object) -> None:

@@ -69,3 +69,10 @@ def thread_env_cell(config: dict[str, Any]) -> CellOutput:
     """Reports the OpenMP thread limit the worker runs under (in ``info``)."""
     return CellOutput(rows=[QuantityRow(q, 1.0, 1.0) for q in config["quantities"]],
                       info={"omp_threads": os.environ.get("OMP_NUM_THREADS"), "pid": os.getpid()})
+
+
+def stepping_cell(config: dict[str, Any], *, progress: Any = None) -> CellOutput:
+    """``fake_cell`` that also reports three training steps through ``progress``."""
+    for step in (0, 5, 10):
+        progress(step, 10)
+    return fake_cell(config)

@@ -200,3 +200,19 @@ def test_unknown_executor_and_bad_workers(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="workers must be None or an int >= 1"):
         study.run(out=tmp_path / "run", workers=0, cell_fn=fake_cell)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_training_progress_of_running_cells_reaches_the_parent(workers: int) -> None:
+    """Step progress crosses the process boundary (a manager queue with spawn workers); a cell
+    function without a ``progress`` parameter is simply not given one (fake_cell above)."""
+    from genlab.study import LocalExecutor
+    from tests.study.fake_cells import stepping_cell
+
+    study = parse(study_dict(grid={"width": [8, 16]}))
+    seen: list[tuple[str, int, int]] = []
+    done: list[str] = []
+    LocalExecutor(workers).run(stepping_cell, [(c.id, c.config) for c in study.cells],
+                               lambda result: done.append(result.status), lambda *m: seen.append(m))
+    assert done == ["ok", "ok"]
+    assert sorted(seen) == sorted((c.id, step, 10) for c in study.cells for step in (0, 5, 10))
