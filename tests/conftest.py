@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import os
+
+# As genlab's CLI does: passive OpenMP waiting, so that torch's threads do not collapse when the
+# test run shares the cores (set before torch is imported by any test module).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 def rel_frobenius(estimate: np.ndarray, reference: np.ndarray) -> float:

@@ -25,7 +25,7 @@ def run_reduced(name: str, tmp_path: Path, grid: dict | None = None) -> Results:
     data = tomllib.loads((STUDIES / f"{name}.toml").read_text(encoding="utf-8"))
     if grid is not None:
         data["grid"] = grid
-    results = parse(data, source=f"{name}.toml (reduced)").run(out=tmp_path / name, workers=1)
+    results = parse(data, source=f"{name}.toml (reduced)").run(out=tmp_path / name, workers=2)
     assert not results.failed, results.error(results.failed[0])
     return results
 
@@ -90,21 +90,21 @@ def test_lazy_vs_rich_crossover_scaling(lazy_vs_rich: Results) -> None:
 
 
 def test_width_convergence_slopes(tmp_path: Path) -> None:
-    """Centred NTK-parametrized nets at widths 64, 256, 1024. Measured slopes (full study, 3
-    seeds): weight change about -0.5 (the O(width^-1/2) of Lee et al. 2019), NTK drift about -1
-    (Dyer & Gur-Ari 2020), linearization distance below -0.5; the empirical NTK's regression error
-    approaches the analytic NTK's."""
-    results = run_reduced("width_convergence", tmp_path, {"width": [64, 256, 1024], "seed": [0]})
-    widths = [64, 256, 1024]
+    """Full study (widths 64-4096, 3 seeds): log-log slopes -0.90 (NTK drift), -1.03 (weight
+    change), -1.05 (linearization distance); the test-MSE gap to the NTK prediction falls from
+    72% at width 64 to 1-3% from width 1024 on (its seed noise). Reduced here to widths 64-512 and
+    one seed (slopes measured -0.8, -1.06, -1.07); the bands allow one seed's noise and exclude
+    the -1/2 of the O(width^-1/2) bounds for the weights and the linearization."""
+    widths = [64, 128, 256, 512]
+    results = run_reduced("width_convergence", tmp_path, {"width": widths, "seed": [0]})
     values = {q: side(results, q) for q in ("ntk_drift", "weight_change", "linearization_distance")}
     slopes = {q: loglog_slope(widths, [v[(w, 0)] for w in widths]) for q, v in values.items()}
-    assert -0.75 < slopes["weight_change"] < -0.3, slopes
-    assert -1.3 < slopes["ntk_drift"] < -0.65, slopes
-    assert slopes["linearization_distance"] < -0.4, slopes
-    kernel_mse = side(results, "init_kernel_test_mse")
-    analytic = side(results, "init_kernel_test_mse", "theory")
-    gaps = [abs(kernel_mse[(w, 0)] / analytic[(w, 0)] - 1) for w in widths]
-    assert gaps[-1] < gaps[0], gaps
+    assert -1.3 < slopes["ntk_drift"] < -0.55, slopes
+    assert -1.3 < slopes["weight_change"] < -0.75, slopes
+    assert -1.4 < slopes["linearization_distance"] < -0.75, slopes
+    mse, ntk_mse = side(results, "test_mse"), side(results, "test_mse", "theory")
+    gaps = [abs(mse[(w, 0)] / ntk_mse[(w, 0)] - 1) for w in widths]
+    assert gaps[-1] < 0.5 * gaps[0], gaps
 
 
 def test_real_cells_are_deterministic(tmp_path: Path) -> None:
