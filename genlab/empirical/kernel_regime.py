@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from genlab.empirical._context import PROBE_SIZE, EmpiricalContext
+from genlab.empirical._settings import TrainSettings
 from genlab.empirical._train import Hook
 from genlab.kernels import empirical_ntk, kernel_target_alignment
 from genlab.quantities import Curve, Measurement
@@ -88,10 +89,13 @@ def ntk_drift(ctx: EmpiricalContext) -> Measurement:
     return Measurement("ntk_drift", value, curve)
 
 
-def ntk_drift_hook(module: nn.Module, x_train: np.ndarray, *, steps: int, checkpoints: int = 10) -> Hook:
+def ntk_drift_hook(
+    module: nn.Module, x_train: np.ndarray, y_train: np.ndarray, settings: TrainSettings, *, checkpoints: int = 10
+) -> Hook:
     """A training hook recording the drift on the probe at ``checkpoints`` evenly spaced steps."""
     probe = x_train[:PROBE_SIZE]
     initial = empirical_ntk(module, probe)
+    steps = settings.steps
     every = max(1, steps // checkpoints)
 
     def hook(step: int, net: nn.Module) -> dict[str, float]:

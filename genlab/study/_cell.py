@@ -59,7 +59,7 @@ def run_cell(config: Mapping[str, Any], *, progress: Callable[[int, int], None] 
     module = module.to(device)
     module0 = copy.deepcopy(module)
     factories = [QUANTITIES[name].hook_factory() for name in names]
-    hooks = [factory(module, task.x_train, steps=settings.steps) for factory in factories if factory is not None]
+    hooks = [factory(module, task.x_train, task.y_train, settings) for factory in factories if factory is not None]
     run = train(module, task.x_train, task.y_train, settings, x_test=task.x_test, y_test=task.y_test, hooks=hooks, progress=progress)
     kind = task.meta["kind"]
     empirical_ctx = EmpiricalContext(task.x_train, task.y_train, task.x_test, task.y_test, kind, settings, module0, module, run)

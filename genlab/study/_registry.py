@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class QuantitySpec:
-    """Where a quantity's two sides live, and the training hook it needs (a factory in the
-    empirical module, called before training), if any."""
+    """Where a quantity's two sides live, and the training hook it needs, if any: a factory in
+    the empirical module called before training as ``factory(module, x_train, y_train,
+    settings)`` and returning a genlab.empirical._train.Hook."""
 
     topic: str
     hook: str | None = None

@@ -1,0 +1,109 @@
+"""Landscape thresholds (mirrors genlab.empirical.landscape), carried as sympy closed forms.
+
+- Edge of stability (Cohen, Kaur, Li, Kolter & Talwalkar 2021): gradient descent with learning
+  rate eta on a quadratic is stable iff the sharpness (top Hessian eigenvalue) is below 2/eta.
+  On neural networks with the MSE, full-batch GD first sharpens progressively and then hovers at
+  about 2/eta. Predicted: the sharpness during the late phase, its maximum and its final value
+  are all 2/eta.
+- Linear stability of SGD minima (Wu, Ma & E 2018, "How SGD selects the global minima in
+  over-parameterized learning"): a minimum with sharpness a and non-uniformity
+  s = sqrt(lambda_max((1/n) sum_i H_i^2 - H^2)) is linearly stable for SGD with learning rate eta
+  and batch B (sampled without replacement from n) iff
+      (1 - eta a)^2 + eta^2 (n - B) / (B (n - 1)) s^2 <= 1,
+  so the sharpest minimum SGD can stay in is a_max = (1 + sqrt(1 - eta^2 (n-B) s^2 / (B (n-1)))) / eta
+  (2/eta at full batch; no stable minimum when the square root is imaginary).
+
+The expressions are sympy objects (``EXPRESSIONS``), evaluated through ``sympy.lambdify`` and
+printed with :func:`latex` in tables and paper captions.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+from genlab.quantities import Prediction
+from genlab.theory._context import TheoryContext
+
+
+@functools.lru_cache(maxsize=1)
+def _expressions() -> dict[str, Any]:
+    import sympy as sp
+
+    eta, a, s, n, batch = sp.symbols("eta a s n B", positive=True)
+    variance = eta**2 * (n - batch) / (batch * (n - 1)) * s**2
+    return {
+        "symbols": {"eta": eta, "a": a, "s": s, "n": n, "B": batch},
+        "eos_threshold": 2 / eta,
+        "sgd_stability_condition": (1 - eta * a) ** 2 + variance,
+        "sgd_max_sharpness": (1 + sp.sqrt(1 - variance)) / eta,
+    }
+
+
+def expression(name: str) -> Any:
+    """The sympy expression ``name``: "eos_threshold", "sgd_stability_condition" (<= 1 means
+    stable) or "sgd_max_sharpness"."""
+    exprs = _expressions()
+    if name not in exprs or name == "symbols":
+        raise ValueError(f"name must be one of 'eos_threshold', 'sgd_stability_condition', 'sgd_max_sharpness'; got {name!r}")
+    return exprs[name]
+
+
+def latex(name: str) -> str:
+    """The closed form ``name`` as LaTeX, e.g. ``\\frac{2}{\\eta}`` for the EoS threshold."""
+    import sympy as sp
+
+    return sp.latex(expression(name))
+
+
+@functools.lru_cache(maxsize=8)
+def _lambdified(name: str) -> Any:
+    import sympy as sp
+
+    symbols = _expressions()["symbols"]
+    order = [symbols[k] for k in ("eta", "a", "s", "n", "B")]
+    return sp.lambdify(order, expression(name), modules="math")
+
+
+def eos_threshold(lr: float) -> float:
+    """2 / lr: the sharpness at which GD with learning rate ``lr`` stops being stable."""
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a finite float > 0; got {lr!r}")
+    return float(_lambdified("eos_threshold")(lr, 0.0, 0.0, 2.0, 1.0))
+
+
+def sgd_max_sharpness(lr: float, batch: int, n: int, nonuniformity: float) -> float:
+    """The largest sharpness of a minimum that SGD (``lr``, ``batch`` of ``n``) can stay in when
+    its non-uniformity is ``nonuniformity``; NaN when no sharpness is stable (Wu et al. 2018)."""
+    eos_threshold(lr)
+    if not isinstance(n, int) or n < 2 or not isinstance(batch, int) or not 1 <= batch <= n:
+        raise ValueError(f"batch and n must be ints with 1 <= batch <= n and n >= 2; got batch={batch!r}, n={n!r}")
+    if not math.isfinite(nonuniformity) or nonuniformity < 0:
+        raise ValueError(f"nonuniformity must be a finite float >= 0; got {nonuniformity!r}")
+    variance = lr**2 * (n - batch) / (batch * (n - 1)) * nonuniformity**2
+    if variance > 1:
+        return float("nan")
+    return float(_lambdified("sgd_max_sharpness")(lr, 0.0, nonuniformity, float(n), float(batch)))
+
+
+def _gd_threshold(ctx: TheoryContext, name: str) -> Prediction:
+    """2/lr for full-batch GD at a constant learning rate (the EoS plateau); for SGD the same
+    value bounds the sharpness of a stable minimum (mean stability), so it is reported too; no
+    prediction for Adam or schedules (the threshold moves with the step size)."""
+    s = ctx.settings
+    if s.optimizer == "adam" or s.schedule != "constant":
+        return Prediction(name, None)
+    return Prediction(name, eos_threshold(s.lr))
+
+
+def sharpness(ctx: TheoryContext) -> Prediction:
+    return _gd_threshold(ctx, "sharpness")
+
+
+def sharpness_max(ctx: TheoryContext) -> Prediction:
+    return _gd_threshold(ctx, "sharpness_max")
+
+
+def sharpness_late(ctx: TheoryContext) -> Prediction:
+    return _gd_threshold(ctx, "sharpness_late")

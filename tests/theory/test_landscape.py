@@ -1,0 +1,65 @@
+"""Landscape thresholds: closed forms against direct computation."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from genlab.theory.landscape import eos_threshold, expression, latex, sgd_max_sharpness
+
+
+def test_eos_threshold_is_where_gd_on_a_quadratic_stops_converging() -> None:
+    """GD on a/2 x^2 multiplies x by (1 - lr a) each step: it converges iff a < 2/lr."""
+    lr = 0.37
+    threshold = eos_threshold(lr)
+    assert threshold == pytest.approx(2 / lr, rel=1e-15)
+    for a, converges in ((0.99 * threshold, True), (1.01 * threshold, False)):
+        x = 1.0
+        for _ in range(2000):
+            x -= lr * a * x
+        assert (abs(x) < 1.0) is converges
+    assert latex("eos_threshold") == r"\frac{2}{\eta}"
+
+
+def test_sgd_stability_condition_equals_the_exact_second_moment_over_all_batches() -> None:
+    """For per-sample losses h_i x^2 / 2 in 1-D, SGD without replacement multiplies E[x^2] by
+    E_B[(1 - lr mean_{i in B} h_i)^2]; enumerating all C(n, B) batches must give Wu et al.'s
+    (1 - lr a)^2 + lr^2 (n - B) / (B (n - 1)) s^2 with a = mean h, s^2 = var h. Exact (1e-12)."""
+    rng = np.random.default_rng(0)
+    h = rng.uniform(0.5, 3.0, size=7)
+    n, lr = len(h), 0.3
+    a, s = h.mean(), h.std()
+    condition = expression("sgd_stability_condition")
+    symbols = {str(sym): sym for sym in condition.free_symbols}
+    for batch in (1, 2, 3, 7):
+        exact = np.mean([(1 - lr * h[list(c)].mean()) ** 2 for c in itertools.combinations(range(n), batch)])
+        formula = float(condition.subs({symbols["eta"]: lr, symbols["a"]: a, symbols["s"]: s, symbols["n"]: n, symbols["B"]: batch}))
+        assert formula == pytest.approx(exact, rel=1e-12)
+
+
+def test_sgd_max_sharpness_is_the_stability_boundary() -> None:
+    lr, n, batch, s = 0.1, 100, 10, 5.0
+    a_max = sgd_max_sharpness(lr, batch, n, s)
+    variance = lr**2 * (n - batch) / (batch * (n - 1)) * s**2
+    assert (1 - lr * a_max) ** 2 + variance == pytest.approx(1.0, rel=1e-12)
+    assert a_max < eos_threshold(lr)  # noise makes SGD avoid minima GD could stay in
+    assert sgd_max_sharpness(lr, n, n, s) == pytest.approx(2 / lr)  # full batch: no variance
+    assert sgd_max_sharpness(lr, batch, n, 0.0) == pytest.approx(2 / lr)
+    assert math.isnan(sgd_max_sharpness(lr, 1, n, 100.0))  # too non-uniform: nothing is stable
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: eos_threshold(0.0), r"lr must be a finite float > 0; got 0\.0"),
+        (lambda: sgd_max_sharpness(0.1, 0, 10, 1.0), r"batch and n must be ints with 1 <= batch <= n"),
+        (lambda: sgd_max_sharpness(0.1, 2, 10, -1.0), r"nonuniformity must be a finite float >= 0"),
+        (lambda: expression("nope"), r"name must be one of 'eos_threshold'"),
+    ],
+)
+def test_bad_arguments_are_named(call, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()
