@@ -88,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `genlab run`")
     table.add_argument("--format", choices=("md", "latex", "csv"), default="md", help="output format (default md)")
 
+    plot = commands.add_parser(
+        "plot",
+        help="save the figures of a run directory (PNG and PDF) without computing anything",
+        description="For every quantity that recorded curves (or the one given), save RUN_DIR/figures/<quantity>.png and .pdf: "
+        "measurements as markers, theory as lines.",
+    )
+    plot.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `genlab run`")
+    plot.add_argument("--quantity", default=None, help="only this quantity (default: every quantity with curves)")
+
     studies = commands.add_parser(
         "studies",
         help="list the study configs in a folder",
@@ -188,6 +197,32 @@ def _table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from genlab.study import RunDirError, StudyConfigError, open_run
+    from genlab.study.plots import curve_quantities, plot_curves
+
+    try:
+        results = open_run(args.run_dir)
+    except (RunDirError, StudyConfigError) as exc:
+        raise UsageError(str(exc)) from None
+    available = curve_quantities(results)
+    if args.quantity is not None and args.quantity not in available:
+        raise UsageError(f"--quantity must be one with curves in this run ({', '.join(available) or 'none'}); got {args.quantity!r}")
+    folder = Path(args.run_dir) / "figures"
+    folder.mkdir(exist_ok=True)
+    for quantity in [args.quantity] if args.quantity else available:
+        figure = plot_curves(results, quantity)
+        for suffix in (".png", ".pdf"):
+            with tempfile.NamedTemporaryFile(dir=folder, suffix=suffix, delete=False) as handle:
+                figure.savefig(handle.name, dpi=200)
+            Path(handle.name).replace(folder / f"{quantity}{suffix}")
+        print(folder / f"{quantity}.png")
+    return 0
+
+
 def _studies(args: argparse.Namespace) -> int:
     import tomllib
     from pathlib import Path
@@ -225,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return {"demo": _demo, "run": _run, "table": _table, "studies": _studies}[args.command](args)
+        return {"demo": _demo, "run": _run, "table": _table, "plot": _plot, "studies": _studies}[args.command](args)
     except UsageError as exc:
         print(f"genlab {args.command}: error: {exc}", file=sys.stderr)
         return 2

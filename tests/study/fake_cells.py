@@ -76,3 +76,12 @@ def stepping_cell(config: dict[str, Any], *, progress: Any = None) -> CellOutput
     for step in (0, 5, 10):
         progress(step, 10)
     return fake_cell(config)
+
+
+def curve_cell(config: dict[str, Any]) -> CellOutput:
+    """``fake_cell`` plus a measured curve of train_loss and its theory line."""
+    output = fake_cell(config)
+    width = float(config["model"]["width"])
+    curves = {"train_loss": {"empirical_step": [0.0, 5.0, 10.0], "empirical": [width, width / 2, width / 4],
+                             "theory_step": [0.0, 10.0], "theory": [width, width / 4]}}
+    return CellOutput(rows=output.rows, curves=curves, status=output.status, info=output.info)
