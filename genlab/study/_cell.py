@@ -58,7 +58,7 @@ def run_cell(config: Mapping[str, Any], *, progress: Callable[[int, int], None] 
     module = spec.to_torch(width, input_shape=task.input_shape, seed=settings.seed, alpha=alpha, dtype=torch_dtype(settings.dtype))
     module = module.to(device)
     module0 = copy.deepcopy(module)
-    factories = [QUANTITIES[name].hook_factory() for name in names]
+    factories = dict.fromkeys(QUANTITIES[name].hook_factory() for name in names)  # one hook per factory
     hooks = [factory(module, task.x_train, task.y_train, settings) for factory in factories if factory is not None]
     run = train(module, task.x_train, task.y_train, settings, x_test=task.x_test, y_test=task.y_test, hooks=hooks, progress=progress)
     kind = task.meta["kind"]

@@ -49,6 +49,12 @@ QUANTITIES: dict[str, QuantitySpec] = {
     "feature_rank": QuantitySpec("features"),
     "init_kernel_test_mse": QuantitySpec("features"),
     "after_kernel_test_mse": QuantitySpec("features"),
+    "sharpness": QuantitySpec("landscape", hook="sharpness_hook"),
+    "sharpness_max": QuantitySpec("landscape", hook="sharpness_hook"),
+    "sharpness_late": QuantitySpec("landscape", hook="sharpness_hook"),
+    "steps_to_eos": QuantitySpec("landscape", hook="sharpness_hook"),
+    "hessian_trace": QuantitySpec("landscape"),
+    "sharpness_trace_ratio": QuantitySpec("landscape", hook="sharpness_hook"),
 }
 
 QUANTITY_NAMES: tuple[str, ...] = tuple(QUANTITIES)

@@ -23,7 +23,9 @@ import functools
 import math
 from typing import Any
 
-from genlab.quantities import Prediction
+import numpy as np
+
+from genlab.quantities import Curve, Prediction
 from genlab.theory._context import TheoryContext
 
 
@@ -94,7 +96,8 @@ def _gd_threshold(ctx: TheoryContext, name: str) -> Prediction:
     s = ctx.settings
     if s.optimizer == "adam" or s.schedule != "constant":
         return Prediction(name, None)
-    return Prediction(name, eos_threshold(s.lr))
+    threshold = eos_threshold(s.lr)
+    return Prediction(name, threshold, Curve(ctx.steps, np.full(len(ctx.steps), threshold)) if name == "sharpness" else None)
 
 
 def sharpness(ctx: TheoryContext) -> Prediction:

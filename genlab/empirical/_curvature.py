@@ -1,0 +1,403 @@
+"""Curvature of the training objective: Hessian / GGN operators, top eigenvalues, trace, density.
+
+The objective is exactly the one :func:`genlab.empirical.train` descends (without weight decay):
+
+    L(theta) = loss_scale * (1/n) sum_i per_sample_loss(f(x_i; theta), y_i, loss)
+
+with :func:`~genlab.empirical._train.per_sample_loss` ("mse" is ``1/2 ||f - y||^2`` per sample)
+and ``loss_scale = getattr(module, "loss_scale", 1.0)`` (``1/alpha^2`` for
+:class:`~genlab.models.OutputScaled`). ``theta`` are the module's parameters with
+``requires_grad``. So the top eigenvalue is directly comparable with ``2 / lr`` (edge of
+stability, Cohen et al. 2021). Weight decay ``(wd/2) ||theta||^2`` is not included: it adds
+``wd`` to every eigenvalue (and ``wd * P`` to the trace).
+
+Two curvature matrices (``kind``):
+
+- "hessian": ``H = d^2 L / d theta^2``;
+- "ggn": the generalised Gauss-Newton ``G = J^T H_out J`` (Schraudolph 2002; Martens 2020), with
+  ``J = df/dtheta`` stacked over samples and ``H_out = d^2 L / df^2`` (block diagonal over
+  samples; ``loss_scale / n * I`` for "mse"). ``G`` is PSD for the three convex losses here.
+
+Matrix-vector products come from curvlinops (Dangel et al., curvlinops-for-pytorch 3.0.1:
+``HessianLinearOperator``, ``GGNLinearOperator``), given our loss as the criterion so that the
+operator is the curvature of *our* L (curvlinops' own ``MSELoss(reduction="mean")`` would be
+``(1/(nK)) sum (f - y)^2``, i.e. ``2/K`` times our mean ``1/2 ||f - y||^2``). Its Hessian
+product is forward-over-reverse (``jvp`` of ``jacrev``), ~3 gradients per product on an MLP here.
+Its ``check_deterministic`` probe (several extra passes) is switched off: our modules are
+deterministic functions of the parameters.
+
+The estimators are ours, not curvlinops', because curvlinops' ``hutchinson_trace`` and
+``lanczos_approximate_spectrum`` draw from torch's global generator; here all randomness comes
+from the explicit ``seed``:
+
+- :func:`top_eigenvalues`: implicitly restarted Lanczos (ARPACK via scipy ``eigsh``,
+  ``which="LA"``: algebraically largest, the sharpness), with few Lanczos vectors;
+- :func:`hessian_trace`: Hutchinson's estimator with Rademacher probes (Hutchinson 1990);
+- :func:`spectral_density`: stochastic Lanczos quadrature with Gaussian broadening (Lin, Saad &
+  Yang 2016; Ghorbani, Krishnan & Xiao 2019).
+
+scipy's solver and torch's products alternate; OpenBLAS threads left spinning by scipy slow
+torch 2-3x on small machines, so the solver runs under ``threadpool_limits(1, "blas")``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.sparse.linalg import LinearOperator, eigsh
+from torch import nn
+
+from genlab.empirical._train import per_sample_loss
+
+__all__ = [
+    "Eigenvalues",
+    "KINDS",
+    "LOSSES",
+    "CurvatureOperator",
+    "hessian_operator",
+    "hessian_trace",
+    "spectral_density",
+    "top_eigenvalues",
+]
+
+LOSSES = ("mse", "cross_entropy", "logistic")
+KINDS = ("hessian", "ggn")
+
+
+@dataclass(frozen=True)
+class Eigenvalues:
+    """Result of :func:`top_eigenvalues`.
+
+    Attributes:
+        values: (k,) the algebraically largest eigenvalues, descending.
+        hvps: number of curvature-vector products the solver used (the cost, in products).
+    """
+
+    values: np.ndarray
+    hvps: int
+
+
+class _ObjectiveLoss(nn.Module):
+    """Our criterion ``loss_scale * mean_i per_sample_loss``, in curvlinops' criterion form.
+
+    ``reduction = "mean"``: curvlinops weights each batch's value by ``batch / n``, which is 1
+    for the single full batch used here.
+    """
+
+    reduction = "mean"
+
+    def __init__(self, loss: str, scale: float) -> None:
+        super().__init__()
+        self.loss = loss
+        self.scale = scale
+
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.scale * per_sample_loss(outputs, targets, self.loss).mean()
+
+
+class CurvatureOperator(LinearOperator):
+    """A scipy LinearOperator (float64 in and out) applying a curvlinops operator.
+
+    Vectors are cast to the module's dtype for the product. ``hvps`` counts the products
+    applied so far (a matrix of m columns counts m).
+    """
+
+    def __init__(self, torch_operator: Any, size: int, dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__(dtype=np.dtype(np.float64), shape=(size, size))
+        self._op = torch_operator
+        self._torch_dtype = dtype
+        self._device = device
+        self.hvps = 0
+
+    def _matmat(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        self.hvps += X.shape[1]
+        with torch.no_grad():
+            v = torch.as_tensor(X, device=self._device).to(self._torch_dtype)
+            out = self._op @ v
+        return out.detach().cpu().numpy().astype(np.float64).reshape(X.shape)
+
+    def _matvec(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        return self._matmat(x.reshape(-1, 1)).reshape(x.shape)
+
+    def _rmatvec(self, x: np.ndarray) -> np.ndarray:
+        return self._matvec(x)  # symmetric
+
+    def _adjoint(self) -> "CurvatureOperator":
+        return self
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Limit BLAS to one thread around scipy solvers (see the module docstring)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        yield
+        return
+    with threadpool_limits(1, "blas"):
+        yield
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}; got {value!r}")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    return int(seed)
+
+
+def _check_positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
+    return float(value)
+
+
+def hessian_operator(
+    module: nn.Module, x: Any, y: Any, *, loss: str = "mse", kind: str = "hessian"
+) -> CurvatureOperator:
+    """The (P, P) curvature of the training objective L on the full batch (x, y), as an operator.
+
+    Args:
+        module: the network; its parameters with ``requires_grad`` are ``theta`` (P in all),
+            its ``loss_scale`` attribute (default 1) multiplies the loss.
+        x, y: (n, *input_shape) inputs and (n, K) targets (numpy or torch); cast to the
+            module's dtype and device.
+        loss: "mse", "cross_entropy" or "logistic" (:func:`~genlab.empirical.per_sample_loss`).
+        kind: "hessian" (``d^2 L / d theta^2``) or "ggn" (``J^T H_out J``).
+
+    Returns:
+        A scipy ``LinearOperator`` taking and returning float64 vectors in the order of
+        ``[p.flatten() for p in module.parameters() if p.requires_grad]``; its ``hvps``
+        attribute counts the products applied.
+    """
+    _check_choice("loss", loss, LOSSES)
+    _check_choice("kind", kind, KINDS)
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"module must be a torch.nn.Module; got {type(module).__name__}")
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("module has no parameters with requires_grad")
+    device, dtype = params[0].device, params[0].dtype
+    as_tensor = lambda a: (a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))).to(device, dtype)  # noqa: E731
+    xt, yt = as_tensor(x), as_tensor(y)
+    if yt.ndim != 2:
+        raise ValueError(f"y must have shape (n, K); got {tuple(yt.shape)}")
+    if xt.shape[0] != yt.shape[0]:
+        raise ValueError(f"x and y must have the same number of rows; got {xt.shape[0]} and {yt.shape[0]}")
+    if xt.shape[0] == 0:
+        raise ValueError("x must have at least one row")
+    if loss == "logistic" and (yt.shape[1] != 1 or not torch.all(yt.abs() == 1)):
+        raise ValueError("y for loss 'logistic' must be one column with values in {-1, +1}")
+    if loss == "cross_entropy" and (yt.shape[1] < 2 or not torch.all((yt == 0) | (yt == 1))):
+        raise ValueError("y for loss 'cross_entropy' must be one-hot with >= 2 columns")
+
+    from curvlinops import GGNLinearOperator, HessianLinearOperator
+
+    criterion = _ObjectiveLoss(loss, float(getattr(module, "loss_scale", 1.0)))
+    cls = HessianLinearOperator if kind == "hessian" else GGNLinearOperator
+    op = cls(module, criterion, params, [(xt, yt)], check_deterministic=False)
+    size = sum(p.numel() for p in params)
+    return CurvatureOperator(op, size, dtype, device)
+
+
+def top_eigenvalues(
+    module: nn.Module,
+    x: Any,
+    y: Any,
+    *,
+    k: int = 1,
+    tol: float = 1e-3,
+    loss: str = "mse",
+    kind: str = "hessian",
+    seed: int,
+    ncv: int | None = None,
+) -> Eigenvalues:
+    """The ``k`` algebraically largest eigenvalues of the curvature of L (the sharpness for k=1).
+
+    Implicitly restarted Lanczos (ARPACK, scipy ``eigsh(which="LA")``) on
+    :func:`hessian_operator`, started from a Gaussian vector drawn from ``seed``. ARPACK stops
+    when every Ritz pair has residual ``||H v - lambda v|| <= tol * |lambda|``, so the eigenvalues
+    are accurate to about ``tol`` relative (better for separated eigenvalues: the error is of
+    order residual^2 / gap).
+
+    Args:
+        k: number of eigenvalues, 1 <= k < P.
+        tol: ARPACK's relative tolerance, > 0.
+        seed: seeds the starting vector (the only randomness).
+        ncv: Lanczos basis size; default ``min(P, 2k + 4)`` (few vectors: a well-separated top
+            eigenvalue needs no large basis, and each restart costs ncv - k products).
+
+    Returns:
+        :class:`Eigenvalues` with ``values`` (k,) descending and the number of products used.
+    """
+    k = _check_int("k", k, 1)
+    tol = _check_positive("tol", tol)
+    seed = _check_seed(seed)
+    op = hessian_operator(module, x, y, loss=loss, kind=kind)
+    size = op.shape[0]
+    if k >= size:
+        raise ValueError(f"k must be < the number of parameters {size}; got {k}")
+    if ncv is None:
+        ncv = min(size, 2 * k + 4)
+    ncv = _check_int("ncv", ncv, k + 1)
+    if ncv > size:
+        raise ValueError(f"ncv must be <= the number of parameters {size}; got {ncv}")
+    v0 = np.random.default_rng(seed).standard_normal(size)
+    with _one_blas_thread():
+        values = eigsh(op, k=k, which="LA", ncv=ncv, tol=tol, v0=v0, return_eigenvectors=False)
+    return Eigenvalues(values=np.sort(np.asarray(values, dtype=np.float64))[::-1].copy(), hvps=op.hvps)
+
+
+def hessian_trace(
+    module: nn.Module,
+    x: Any,
+    y: Any,
+    *,
+    samples: int = 100,
+    seed: int,
+    loss: str = "mse",
+    kind: str = "hessian",
+    block: int = 16,
+) -> tuple[float, float]:
+    """Hutchinson's estimate of ``tr H`` and its standard error (Hutchinson 1990).
+
+    ``tr H = E[z^T H z]`` for Rademacher ``z`` (entries +-1 with probability 1/2); the estimate is
+    the mean of ``samples`` such quadratic forms and the standard error their sample standard
+    deviation over ``sqrt(samples)``. The Rademacher variance is ``2 sum_{i != j} H_ij^2``
+    (the smallest among i.i.d. probe distributions).
+
+    Args:
+        samples: number of probes (>= 2, for the standard error); ``samples`` products.
+        seed: seeds the probes (the only randomness).
+        block: probes multiplied at once (memory ~ block times one product's).
+
+    Returns:
+        (estimate, standard_error).
+    """
+    samples = _check_int("samples", samples, 2)
+    block = _check_int("block", block, 1)
+    seed = _check_seed(seed)
+    op = hessian_operator(module, x, y, loss=loss, kind=kind)
+    size = op.shape[0]
+    rng = np.random.default_rng(seed)
+    forms = np.empty(samples)
+    for start in range(0, samples, block):
+        m = min(block, samples - start)
+        z = rng.integers(0, 2, size=(size, m)).astype(np.float64) * 2.0 - 1.0
+        forms[start : start + m] = np.einsum("ij,ij->j", z, op.matmat(z))
+    return float(forms.mean()), float(forms.std(ddof=1) / math.sqrt(samples))
+
+
+def _lanczos(op: LinearOperator, v0: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """``steps`` Lanczos steps from ``v0`` with full reorthogonalisation: the tridiagonal's
+    diagonal ``alpha`` and off-diagonal ``beta``; stops early on an invariant subspace."""
+    size = v0.shape[0]
+    basis = np.empty((steps, size))
+    alpha, beta = [], []
+    q = v0 / np.linalg.norm(v0)
+    for j in range(steps):
+        basis[j] = q
+        w = op.matvec(q)
+        a = float(q @ w)
+        alpha.append(a)
+        w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)  # full reorthogonalisation, twice
+        w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
+        b = float(np.linalg.norm(w))
+        if j == steps - 1 or b <= 1e-12 * max(abs(a), 1.0):
+            break
+        beta.append(b)
+        q = w / b
+    return np.array(alpha), np.array(beta)
+
+
+def spectral_density(
+    module: nn.Module,
+    x: Any,
+    y: Any,
+    *,
+    vectors: int = 4,
+    steps: int = 80,
+    seed: int,
+    grid: Any = None,
+    points: int = 1024,
+    sigma: float | None = None,
+    loss: str = "mse",
+    kind: str = "hessian",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalue density of the curvature by stochastic Lanczos quadrature (SLQ).
+
+    For a unit Gaussian start ``v``, ``steps`` Lanczos steps give a tridiagonal ``T`` with
+    eigenpairs ``(theta_j, u_j)``; ``sum_j u_j[0]^2 delta(t - theta_j)`` is the Gauss quadrature
+    of ``v^T delta(t - H) v``, whose expectation is the density ``(1/P) sum_i delta(t - lambda_i)``
+    (Lin, Saad & Yang 2016). Averaging over ``vectors`` starts and replacing each delta by a
+    Gaussian of width ``sigma`` gives the estimate (Ghorbani, Krishnan & Xiao 2019). The nodes
+    include the extreme Ritz values, which converge first, so the support reaches the true
+    extreme eigenvalues.
+
+    Args:
+        vectors: number of random starts (``vectors * steps`` products).
+        steps: Lanczos steps per start, clipped to P.
+        seed: seeds the starts (the only randomness).
+        grid: 1-D increasing evaluation points; default ``points`` equally spaced over
+            ``[min node - 5 sigma, max node + 5 sigma]``.
+        sigma: Gaussian width; default 1% of the span of the nodes.
+
+    Returns:
+        (grid, density), the density normalised to integrate to 1 on the grid (trapezoid rule;
+        mass of the Gaussians outside a user grid is dropped before normalising).
+    """
+    vectors = _check_int("vectors", vectors, 1)
+    steps = _check_int("steps", steps, 1)
+    points = _check_int("points", points, 2)
+    seed = _check_seed(seed)
+    if sigma is not None:
+        sigma = _check_positive("sigma", sigma)
+    if grid is not None:
+        grid = np.asarray(grid, dtype=np.float64)
+        if grid.ndim != 1 or grid.size < 2 or not np.all(np.diff(grid) > 0) or not np.all(np.isfinite(grid)):
+            raise ValueError("grid must be a 1-D increasing array of >= 2 finite points")
+    op = hessian_operator(module, x, y, loss=loss, kind=kind)
+    size = op.shape[0]
+    steps = min(steps, size)
+    rng = np.random.default_rng(seed)
+    nodes, weights = [], []
+    with _one_blas_thread():
+        for _ in range(vectors):
+            alpha, beta = _lanczos(op, rng.standard_normal(size), steps)
+            tri = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
+            theta, u = np.linalg.eigh(tri)
+            nodes.append(theta)
+            weights.append(u[0] ** 2 / vectors)
+    node = np.concatenate(nodes)
+    weight = np.concatenate(weights)
+    if sigma is None:
+        span = float(node.max() - node.min())
+        sigma = 0.01 * span if span > 0 else 1e-3 * max(abs(float(node.max())), 1.0)
+    if grid is None:
+        grid = np.linspace(node.min() - 5 * sigma, node.max() + 5 * sigma, points)
+    density = np.zeros_like(grid)
+    for start in range(0, node.size, 256):
+        t = (grid[:, None] - node[None, start : start + 256]) / sigma
+        density += np.exp(-0.5 * t**2) @ weight[start : start + 256]
+    density /= sigma * math.sqrt(2 * math.pi)
+    mass = float(np.trapezoid(density, grid))
+    if not mass > 0:
+        raise ValueError("grid holds no mass of the density; widen it or increase sigma")
+    return grid, density / mass

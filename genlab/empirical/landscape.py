@@ -1,0 +1,99 @@
+"""Landscape measurements (mirrors genlab.theory.landscape).
+
+The curvature is that of the training objective L = loss_scale * mean per-sample loss on the
+full training set (genlab.empirical._curvature). Quantities:
+
+- ``sharpness``: the top Hessian eigenvalue at the end of training; its curve along training
+  comes from :func:`sharpness_hook` (every measured step);
+- ``sharpness_max``: its maximum along training;
+- ``sharpness_late``: its mean over the last ``LATE_FRACTION`` of the steps (the edge-of-stability
+  plateau of Cohen et al. 2021, compared with 2/lr);
+- ``steps_to_eos``: the first measured step at which the sharpness reaches 2/lr (None if never);
+- ``hessian_trace``: Hutchinson's estimate of tr H at the end (Hutchinson 1990), and
+  ``sharpness_trace_ratio`` = lambda_max / tr H (how dominated the curvature is by one direction).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from genlab.empirical._context import EmpiricalContext
+from genlab.empirical._curvature import hessian_trace as _hutchinson
+from genlab.empirical._curvature import top_eigenvalues
+from genlab.empirical._settings import TrainSettings
+from genlab.empirical._train import Hook
+from genlab.quantities import Curve, Measurement
+
+#: Relative precision of each sharpness estimate (ARPACK residual tolerance).
+SHARPNESS_TOL = 1e-3
+#: The late phase of training over which the plateau is averaged.
+LATE_FRACTION = 0.2
+#: Rademacher vectors of the final trace estimate.
+TRACE_SAMPLES = 64
+
+
+def _finite(module: nn.Module) -> bool:
+    return all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def sharpness_hook(module: nn.Module, x_train: np.ndarray, y_train: np.ndarray, settings: TrainSettings) -> Hook:
+    """Record the top eigenvalue of the full-batch Hessian at every measured step."""
+
+    def hook(step: int, net: nn.Module) -> dict[str, float]:
+        if not _finite(net):
+            return {}
+        top = top_eigenvalues(net, x_train, y_train, k=1, tol=SHARPNESS_TOL, loss=settings.loss, seed=settings.seed)
+        return {"sharpness_step": float(step), "sharpness": float(top.values[0])}
+
+    return hook
+
+
+def _curve(ctx: EmpiricalContext) -> Curve | None:
+    steps = ctx.run.measurements.get("sharpness_step")
+    return None if steps is None or len(steps) == 0 else Curve(steps, ctx.run.measurements["sharpness"])
+
+
+def sharpness(ctx: EmpiricalContext) -> Measurement:
+    curve = _curve(ctx)
+    value = None if curve is None or ctx.run.diverged else float(curve.y[-1])
+    return Measurement("sharpness", value, curve)
+
+
+def sharpness_max(ctx: EmpiricalContext) -> Measurement:
+    curve = _curve(ctx)
+    return Measurement("sharpness_max", None if curve is None else float(np.max(curve.y)))
+
+
+def sharpness_late(ctx: EmpiricalContext) -> Measurement:
+    curve = _curve(ctx)
+    if curve is None or ctx.run.diverged:
+        return Measurement("sharpness_late", None)
+    late = curve.y[curve.x >= (1 - LATE_FRACTION) * ctx.run.final_step]
+    return Measurement("sharpness_late", float(np.mean(late)) if late.size else None)
+
+
+def steps_to_eos(ctx: EmpiricalContext) -> Measurement:
+    curve = _curve(ctx)
+    if curve is None:
+        return Measurement("steps_to_eos", None)
+    reached = np.nonzero(curve.y >= 2.0 / ctx.settings.lr)[0]
+    return Measurement("steps_to_eos", float(curve.x[reached[0]]) if reached.size else None)
+
+
+def _trace(ctx: EmpiricalContext) -> float:
+    estimate, _ = ctx.cached(
+        "hessian_trace",
+        lambda: _hutchinson(ctx.module, ctx.x_train, ctx.y_train, samples=TRACE_SAMPLES, seed=ctx.settings.seed, loss=ctx.settings.loss),
+    )
+    return float(estimate)
+
+
+def hessian_trace(ctx: EmpiricalContext) -> Measurement:
+    return Measurement("hessian_trace", None if ctx.run.diverged else _trace(ctx))
+
+
+def sharpness_trace_ratio(ctx: EmpiricalContext) -> Measurement:
+    top = sharpness(ctx).value
+    return Measurement("sharpness_trace_ratio", None if top is None else top / _trace(ctx))
