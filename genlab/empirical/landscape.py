@@ -8,7 +8,9 @@ full training set (genlab.empirical._curvature). Quantities:
 - ``sharpness_max``: its maximum along training;
 - ``sharpness_late``: its mean over the last ``LATE_FRACTION`` of the steps (the edge-of-stability
   plateau of Cohen et al. 2021, compared with 2/lr);
-- ``steps_to_eos``: the first measured step at which the sharpness reaches 2/lr (None if never);
+- ``steps_to_eos``: the first measured step at which the sharpness is within ``EOS_BAND`` of 2/lr
+  (from below after progressive sharpening, or from above after a catapult, Lewkowycz et al.
+  2020, when the initial sharpness already exceeds 2/lr); None if never;
 - ``hessian_trace``: Hutchinson's estimate of tr H at the end (Hutchinson 1990), and
   ``sharpness_trace_ratio`` = lambda_max / tr H (how dominated the curvature is by one direction).
 """
@@ -30,6 +32,8 @@ from genlab.quantities import Curve, Measurement
 SHARPNESS_TOL = 1e-3
 #: The late phase of training over which the plateau is averaged.
 LATE_FRACTION = 0.2
+#: Relative distance to 2/lr within which the sharpness counts as at the edge of stability.
+EOS_BAND = 0.1
 #: Rademacher vectors of the final trace estimate.
 TRACE_SAMPLES = 64
 
@@ -78,7 +82,7 @@ def steps_to_eos(ctx: EmpiricalContext) -> Measurement:
     curve = _curve(ctx)
     if curve is None:
         return Measurement("steps_to_eos", None)
-    reached = np.nonzero(curve.y >= 2.0 / ctx.settings.lr)[0]
+    reached = np.nonzero(np.abs(curve.y * ctx.settings.lr / 2.0 - 1.0) <= EOS_BAND)[0]
     return Measurement("steps_to_eos", float(curve.x[reached[0]]) if reached.size else None)
 
 

@@ -56,6 +56,7 @@ class _LayerFeatures:
     g: torch.Tensor | None
     jw: torch.Tensor | None
     gb: torch.Tensor | None
+    transient_bytes: int = 0  # inputs/patches and backward signals held while forming jw
 
 
 class _Layer:
@@ -196,7 +197,8 @@ def _per_sample_cost(features: "_BlockFeatures", x: torch.Tensor) -> tuple[int, 
     if jac is not None:
         tensors.append(jac)
     positions = max((f.a.shape[1] for f in layer_features if f.a is not None), default=1)
-    return sum(t.numel() * t.element_size() for t in tensors), positions
+    transient = max((f.transient_bytes for f in layer_features), default=0)
+    return sum(t.numel() * t.element_size() for t in tensors) + transient, positions
 
 
 def _default_block(per_sample_bytes: int, positions: int, itemsize: int) -> int:
@@ -261,7 +263,8 @@ class _BlockFeatures:
             return _LayerFeatures(None, None, None, gb)
         if layer.materialize:
             jw = torch.einsum("knpo,npi->knoi", g, a).reshape(k, n, out_dim * in_dim) * layer.c_w
-            return _LayerFeatures(None, None, jw, gb)
+            transient = a.numel() * a.element_size() + g.numel() * g.element_size()
+            return _LayerFeatures(None, None, jw, gb, transient)
         return _LayerFeatures(a, g * layer.c_w, None, gb)
 
     def _fallback_jacobian(self, x: torch.Tensor) -> torch.Tensor:
@@ -322,11 +325,13 @@ def _blocked_gram(
     gram: torch.Tensor | None = None
     col_cache: dict[int, Any] = {}
     for i in range(0, n1, block):
-        row = features(a[i : i + block])
-        if symmetric:
-            col_cache[i] = row
+        # Symmetric: row block i may already have been built as a column; later rows only use
+        # columns j >= their own index, so it is not needed again once it is the row.
+        row = col_cache.pop(i, None) if symmetric else None
+        if row is None:
+            row = features(a[i : i + block])
         for j in range(i if symmetric else 0, n2, block):
-            col = col_cache.get(j) if (symmetric or cacheable) else None
+            col = row if symmetric and j == i else col_cache.get(j)
             if col is None:
                 col = features(b[j : j + block])
                 if cacheable:
