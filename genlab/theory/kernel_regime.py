@@ -31,8 +31,14 @@ from genlab.quantities import Curve, Prediction
 from genlab.theory._context import PROBE_SIZE, TheoryContext
 
 
+def _predicts_dynamics(ctx: TheoryContext) -> bool:
+    """The GD closed form applies and converges: beyond lr = 2n / lambda_max(Theta) the
+    linearized infinite-width dynamics diverge, and the theory predicts no finite value."""
+    return ctx.follows_gd_closed_form and not ctx.trajectory().diverged
+
+
 def _dynamics(ctx: TheoryContext, name: str, value: Callable[[], float]) -> Prediction:
-    return Prediction(name, value() if ctx.follows_gd_closed_form else None)
+    return Prediction(name, value() if _predicts_dynamics(ctx) else None)
 
 
 def train_loss(ctx: TheoryContext) -> Prediction:
@@ -44,14 +50,14 @@ def test_loss(ctx: TheoryContext) -> Prediction:
 
 
 def train_loss_curve(ctx: TheoryContext) -> Prediction:
-    if not ctx.follows_gd_closed_form:
+    if not _predicts_dynamics(ctx):
         return Prediction("train_loss_curve", None)
     traj = ctx.trajectory()
     return Prediction("train_loss_curve", float(traj.train_loss[-1]), Curve(traj.steps, traj.train_loss))
 
 
 def test_loss_curve(ctx: TheoryContext) -> Prediction:
-    if not ctx.follows_gd_closed_form:
+    if not _predicts_dynamics(ctx):
         return Prediction("test_loss_curve", None)
     traj = ctx.trajectory()
     return Prediction("test_loss_curve", float(traj.test_loss[-1]), Curve(traj.steps, traj.test_loss))
@@ -66,7 +72,7 @@ def test_error(ctx: TheoryContext) -> Prediction:
     """Misclassification rate of the Gaussian output f_T(x) ~ N(mu, sigma^2): for +-1 targets
     E[error] = mean_i Phi(-y_i mu_i / sigma_i) (the indicator when sigma = 0); for one-hot
     targets the error of the mean predictor argmax(mu)."""
-    if ctx.kind != "classification" or not ctx.follows_gd_closed_form:
+    if ctx.kind != "classification" or not _predicts_dynamics(ctx):
         return Prediction("test_error", None)
     traj = ctx.trajectory()
     mu = traj.f_test[-1].reshape(len(ctx.y_test), -1)
