@@ -57,6 +57,7 @@ class _LayerFeatures:
     jw: torch.Tensor | None
     gb: torch.Tensor | None
     transient_bytes: int = 0  # inputs/patches and backward signals held while forming jw
+    bias_scale: float = 0.0  # one position: Theta_b = bias_scale * g g^T, folded into the weight term
 
 
 class _Layer:
@@ -265,6 +266,10 @@ class _BlockFeatures:
             jw = torch.einsum("knpo,npi->knoi", g, a).reshape(k, n, out_dim * in_dim) * layer.c_w
             transient = a.numel() * a.element_size() + g.numel() * g.element_size()
             return _LayerFeatures(None, None, jw, gb, transient)
+        if positions == 1 and gb is not None and layer.c_w != 0:
+            # With one position the bias gradient is (c_b / c_w) times the stored signal, so its
+            # Gram term reuses the weight term's g g^T product instead of a second matmul.
+            return _LayerFeatures(a, g * layer.c_w, None, None, bias_scale=(layer.c_b / layer.c_w) ** 2)
         return _LayerFeatures(a, g * layer.c_w, None, gb)
 
     def _fallback_jacobian(self, x: torch.Tensor) -> torch.Tensor:
@@ -290,13 +295,19 @@ def _layer_gram(fa: _LayerFeatures, fb: _LayerFeatures, per_output: bool) -> tor
         k, n1, p1, out_dim = fa.g.shape
         n2, p2 = fb.a.shape[0], fb.a.shape[1]
         sa = fa.a.reshape(n1 * p1, -1) @ fb.a.reshape(n2 * p2, -1).T  # (n1 P, n2 P) input products
+        if fa.bias_scale:
+            sa = sa + fa.bias_scale  # (c_w^2 a.a' + c_b^2) (g.g') in one product, see _finish
         if per_output:
             sg = torch.einsum("kiu,lju->klij", fa.g.reshape(k, n1 * p1, out_dim), fb.g.reshape(k, n2 * p2, out_dim))
-            terms.append((sg * sa).reshape(k, k, n1, p1, n2, p2).sum(dim=(3, 5)).permute(2, 3, 0, 1))
+            product = sg * sa
+            if p1 * p2 > 1:
+                product = product.reshape(k, k, n1, p1, n2, p2).sum(dim=(3, 5))
+            terms.append(product.permute(2, 3, 0, 1))
         else:
             ga = fa.g.permute(1, 2, 0, 3).reshape(n1 * p1, k * out_dim)
             gb = fb.g.permute(1, 2, 0, 3).reshape(n2 * p2, k * out_dim)
-            terms.append(((ga @ gb.T) * sa).reshape(n1, p1, n2, p2).sum(dim=(1, 3)))
+            product = (ga @ gb.T).mul_(sa)
+            terms.append(product.reshape(n1, p1, n2, p2).sum(dim=(1, 3)) if p1 * p2 > 1 else product)
     if fa.gb is not None:
         terms.append(_contract(fa.gb, fb.gb, per_output))
     return sum(terms[1:], terms[0])
