@@ -20,11 +20,14 @@ class QuantitySpec:
 
     topic: str
     hook: str | None = None
+    has_theory: bool = True  # False: genlab.theory.<topic> does not predict it (no module needed)
 
     def empirical(self, name: str) -> Callable:
         return getattr(importlib.import_module(f"genlab.empirical.{self.topic}"), name)
 
     def theory(self, name: str) -> Callable | None:
+        if not self.has_theory:
+            return None
         return getattr(importlib.import_module(f"genlab.theory.{self.topic}"), name, None)
 
     def hook_factory(self) -> Callable | None:
@@ -55,6 +58,7 @@ QUANTITIES: dict[str, QuantitySpec] = {
     "steps_to_eos": QuantitySpec("landscape", hook="sharpness_hook"),
     "hessian_trace": QuantitySpec("landscape"),
     "sharpness_trace_ratio": QuantitySpec("landscape", hook="sharpness_hook"),
+    "generalization_gap": QuantitySpec("generalization", has_theory=False),
 }
 
 QUANTITY_NAMES: tuple[str, ...] = tuple(QUANTITIES)

@@ -35,3 +35,18 @@ def crossover(x: Any, y: Any, threshold: float) -> float:
             fraction = (ys[i] - level) / (ys[i] - ys[i + 1])
             return float(np.exp(xs[i] + fraction * (xs[i + 1] - xs[i])))
     return float("nan")
+
+
+def kendall_tau(x: Any, y: Any) -> float:
+    """Kendall's rank correlation tau-b of two 1-D samples (scipy.stats.kendalltau), the
+    statistic Jiang et al. 2020 use to rank generalization measures against the observed gap.
+    NaN pairs are dropped."""
+    from scipy.stats import kendalltau
+
+    xs, ys = as_numpy(x, "x", dtype=float), as_numpy(y, "y", dtype=float)
+    if xs.shape != ys.shape or xs.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of the same length; got shapes {xs.shape} and {ys.shape}")
+    keep = np.isfinite(xs) & np.isfinite(ys)
+    if keep.sum() < 3:
+        raise ValueError(f"kendall_tau needs at least 3 finite pairs; got {int(keep.sum())}")
+    return float(kendalltau(xs[keep], ys[keep]).statistic)
