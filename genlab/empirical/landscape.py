@@ -11,11 +11,18 @@ full training set (genlab.empirical._curvature). Quantities:
 - ``steps_to_eos``: the first measured step at which the sharpness is within ``EOS_BAND`` of 2/lr
   (from below after progressive sharpening, or from above after a catapult, Lewkowycz et al.
   2020, when the initial sharpness already exceeds 2/lr); None if never;
+- ``path_length``, ``distance_from_init``, ``trajectory_pca_variance``: the optimizer's path
+  through parameter space from snapshots taken at measured steps (:func:`trajectory_hook`):
+  sum_k ||theta_{k+1} - theta_k||, ||theta_end - theta_0||, and the fraction of the trajectory's
+  variance in its top two principal directions (Li et al. 2018, Sec. 6; Lorch 2016);
 - ``hessian_trace``: Hutchinson's estimate of tr H at the end (Hutchinson 1990), and
   ``sharpness_trace_ratio`` = lambda_max / tr H (how dominated the curvature is by one direction).
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +33,7 @@ from genlab.empirical._curvature import hessian_trace as _hutchinson
 from genlab.empirical._curvature import top_eigenvalues
 from genlab.empirical._settings import TrainSettings
 from genlab.empirical._train import Hook
+from genlab.empirical._trajectory import TrajectoryStats, trajectory_statistics
 from genlab.quantities import Curve, Measurement
 
 #: Relative precision of each sharpness estimate (ARPACK residual tolerance).
@@ -36,6 +44,9 @@ LATE_FRACTION = 0.2
 EOS_BAND = 0.1
 #: Rademacher vectors of the final trace estimate.
 TRACE_SAMPLES = 64
+#: Floats the parameter snapshots of one run may hold (2 GiB of float64); beyond it the
+#: trajectory hook keeps every k-th measured step.
+SNAPSHOT_BUDGET = 2**28
 
 
 def _finite(module: nn.Module) -> bool:
@@ -52,6 +63,48 @@ def sharpness_hook(module: nn.Module, x_train: np.ndarray, y_train: np.ndarray, 
         return {"sharpness_step": float(step), "sharpness": float(top.values[0])}
 
     return hook
+
+
+def trajectory_hook(module: nn.Module, x_train: np.ndarray, y_train: np.ndarray, settings: TrainSettings) -> Hook:
+    """Record the flattened trained parameters (float64) at measured steps, every k-th one when
+    all of them would exceed ``SNAPSHOT_BUDGET`` floats; the first and last steps are kept."""
+    size = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    expected = settings.steps // settings.measurement_interval + 2
+    every = max(1, math.ceil(expected * size / SNAPSHOT_BUDGET))
+    calls = [0]
+
+    def hook(step: int, net: nn.Module) -> dict[str, Any]:
+        keep = calls[0] % every == 0 or step == settings.steps
+        calls[0] += 1
+        if not keep:
+            return {}
+        flat = torch.cat([p.detach().reshape(-1) for p in net.parameters() if p.requires_grad])
+        return {"trajectory_step": float(step), "trajectory": flat.to(torch.float64).cpu().numpy()}
+
+    return hook
+
+
+def _trajectory(ctx: EmpiricalContext) -> TrajectoryStats | None:
+    snapshots = ctx.run.measurements.get("trajectory")
+    if snapshots is None or len(snapshots) < 2 or not np.all(np.isfinite(snapshots)):
+        return None
+    return ctx.cached("trajectory", lambda: trajectory_statistics(snapshots))
+
+
+def path_length(ctx: EmpiricalContext) -> Measurement:
+    stats = _trajectory(ctx)
+    return Measurement("path_length", None if stats is None else stats.path_length)
+
+
+def distance_from_init(ctx: EmpiricalContext) -> Measurement:
+    stats = _trajectory(ctx)
+    return Measurement("distance_from_init", None if stats is None else stats.distance)
+
+
+def trajectory_pca_variance(ctx: EmpiricalContext) -> Measurement:
+    stats = _trajectory(ctx)
+    value = None if stats is None else float(np.sum(stats.explained_variance_ratio[:2]))
+    return Measurement("trajectory_pca_variance", value)
 
 
 def _curve(ctx: EmpiricalContext) -> Curve | None:

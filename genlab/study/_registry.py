@@ -58,6 +58,9 @@ QUANTITIES: dict[str, QuantitySpec] = {
     "steps_to_eos": QuantitySpec("landscape", hook="sharpness_hook"),
     "hessian_trace": QuantitySpec("landscape"),
     "sharpness_trace_ratio": QuantitySpec("landscape", hook="sharpness_hook"),
+    "path_length": QuantitySpec("landscape", hook="trajectory_hook"),
+    "distance_from_init": QuantitySpec("landscape", hook="trajectory_hook"),
+    "trajectory_pca_variance": QuantitySpec("landscape", hook="trajectory_hook"),
     "generalization_gap": QuantitySpec("generalization", has_theory=False),
 }
 
