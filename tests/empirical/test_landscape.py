@@ -24,7 +24,7 @@ def test_trajectory_quantities_from_a_real_run() -> None:
 
 
 def test_snapshot_budget_keeps_every_kth_step(monkeypatch) -> None:
-    """Room for 3 snapshots, 13 expected (100 // 10 + 2): every ceil(13 / 3) = 5th measured step,
+    """Room for 3 snapshots, 12 expected (100 // 10 + 2): every ceil(12 / 3) = 4th measured step,
     plus the last one."""
     from genlab.empirical import TrainSettings
     from genlab.models import ArchSpec
@@ -35,4 +35,4 @@ def test_snapshot_budget_keeps_every_kth_step(monkeypatch) -> None:
     settings = TrainSettings(steps=100, measure_every=10)
     hook = landscape.trajectory_hook(net, np.zeros((4, 3)), np.zeros((4, 1)), settings)
     kept = [step for step in range(0, 101, 10) if hook(step, net)]
-    assert kept == [0, 50, 100]
+    assert kept == [0, 40, 80, 100]
