@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Training points (the first PROBE_SIZE) on which kernels are measured and predicted (NTK
+#: drift, kernel-target alignment, feature CKA): one constant, so that both sides see the same.
+PROBE_SIZE = 256
+
 
 @dataclass(frozen=True, eq=False)
 class Curve:

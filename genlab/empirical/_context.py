@@ -16,9 +16,8 @@ from torch.func import functional_call, jvp
 from genlab.empirical._settings import TrainSettings
 from genlab.empirical._train import TrainingRun, train
 from genlab.kernels import empirical_ntk, gd_dynamics
+from genlab.quantities import PROBE_SIZE
 
-#: Training points on which kernels (drift, alignment) are measured: the first PROBE_SIZE.
-PROBE_SIZE = 256
 
 
 @dataclass

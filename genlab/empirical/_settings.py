@@ -108,3 +108,9 @@ class TrainSettings:
     def measurement_interval(self) -> int:
         """Steps between measurements (``measure_every``, or steps // 50 when it is 0)."""
         return self.measure_every or max(1, self.steps // 50)
+
+    @property
+    def measured_steps(self) -> tuple[int, ...]:
+        """The steps at which a run that does not diverge is measured: 0, every interval, the last."""
+        regular = tuple(range(0, self.steps + 1, self.measurement_interval))
+        return regular if regular[-1] == self.steps else regular + (self.steps,)

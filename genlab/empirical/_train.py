@@ -175,7 +175,7 @@ def train(
         if progress is not None:
             progress(step, settings.steps)
 
-    interval = settings.measurement_interval
+    measured = set(settings.measured_steps)
     start = time.perf_counter()
     measure(0)
     diverged, step = False, 0
@@ -202,7 +202,7 @@ def train(
         objective.backward()
         optimizer.step()
         scheduler.step()
-        if step % interval == 0 or step == settings.steps:
+        if step in measured:
             loss_now = full_loss(x, y)
             if not math.isfinite(loss_now) or loss_now > settings.divergence_threshold:
                 diverged = True

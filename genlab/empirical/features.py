@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from genlab.empirical._context import PROBE_SIZE, EmpiricalContext
+from genlab.empirical._context import EmpiricalContext
 from genlab.empirical.kernel_regime import mean_squared_error
 from genlab.kernels import empirical_ntk, kernel_regression, linear_cka
 from genlab.models import OutputScaled, SpecNetwork
-from genlab.quantities import Measurement
+from genlab.quantities import PROBE_SIZE, Measurement
 
 
 def hidden_features(module: nn.Module, x: np.ndarray) -> np.ndarray:

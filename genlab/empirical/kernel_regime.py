@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from genlab.empirical._context import PROBE_SIZE, EmpiricalContext
+from genlab.empirical._context import EmpiricalContext
 from genlab.empirical._settings import TrainSettings
 from genlab.empirical._train import Hook
 from genlab.kernels import empirical_ntk, kernel_target_alignment
-from genlab.quantities import Curve, Measurement
+from genlab.quantities import PROBE_SIZE, Curve, Measurement
 
 
 def mean_squared_error(outputs: np.ndarray, targets: np.ndarray) -> float:

@@ -69,8 +69,7 @@ def trajectory_hook(module: nn.Module, x_train: np.ndarray, y_train: np.ndarray,
     """Record the flattened trained parameters (float64) at measured steps, every k-th one when
     all of them would exceed ``SNAPSHOT_BUDGET`` floats; the first and last steps are kept."""
     size = sum(p.numel() for p in module.parameters() if p.requires_grad)
-    expected = settings.steps // settings.measurement_interval + 2
-    every = max(1, math.ceil(expected * size / SNAPSHOT_BUDGET))
+    every = max(1, math.ceil(len(settings.measured_steps) * size / SNAPSHOT_BUDGET))
     calls = [0]
 
     def hook(step: int, net: nn.Module) -> dict[str, Any]:

@@ -23,11 +23,6 @@ from genlab.theory import TheoryContext
 MODEL_EXTRA_KEYS = ("width", "alpha")
 
 
-def planned_steps(settings: TrainSettings) -> np.ndarray:
-    """The steps at which a run that does not diverge is measured: 0, every interval, the last."""
-    return np.unique(np.r_[np.arange(0, settings.steps + 1, settings.measurement_interval), settings.steps])
-
-
 def _curve_columns(prefix: str, curve: Curve | None) -> dict[str, list[float]]:
     if curve is None:
         return {}
@@ -65,7 +60,7 @@ def run_cell(config: Mapping[str, Any], *, progress: Callable[[int, int], None] 
     empirical_ctx = EmpiricalContext(task.x_train, task.y_train, task.x_test, task.y_test, kind, settings, module0, module, run)
     theory_ctx = TheoryContext(
         spec=spec, width=width, centered=alpha is not None, settings=settings, x_train=task.x_train, y_train=task.y_train,
-        x_test=task.x_test, y_test=task.y_test, kind=kind, steps=planned_steps(settings),
+        x_test=task.x_test, y_test=task.y_test, kind=kind, steps=np.asarray(settings.measured_steps),
     )
     train_seconds = time.perf_counter() - start
 

@@ -12,8 +12,6 @@ from genlab.empirical._settings import TrainSettings
 from genlab.kernels import FunctionSpaceTrajectory, analytic_kernel, gd_dynamics
 from genlab.models import ArchSpec
 
-#: Training points on which kernel alignment is predicted (as measured: the first PROBE_SIZE).
-PROBE_SIZE = 256
 
 
 @dataclass

@@ -27,8 +27,8 @@ import numpy as np
 from scipy.stats import norm
 
 from genlab.kernels import kernel_target_alignment
-from genlab.quantities import Curve, Prediction
-from genlab.theory._context import PROBE_SIZE, TheoryContext
+from genlab.quantities import PROBE_SIZE, Curve, Prediction
+from genlab.theory._context import TheoryContext
 
 
 def _predicts_dynamics(ctx: TheoryContext) -> bool:

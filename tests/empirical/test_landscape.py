@@ -24,8 +24,8 @@ def test_trajectory_quantities_from_a_real_run() -> None:
 
 
 def test_snapshot_budget_keeps_every_kth_step(monkeypatch) -> None:
-    """Room for 3 snapshots, 12 expected (100 // 10 + 2): every ceil(12 / 3) = 4th measured step,
-    plus the last one."""
+    """Room for 3 snapshots, 11 measured steps (0, 10, ..., 100): every ceil(11 / 3) = 4th one,
+    plus the last."""
     from genlab.empirical import TrainSettings
     from genlab.models import ArchSpec
 

@@ -117,3 +117,10 @@ def test_auto_device_falls_back_to_cpu_without_a_gpu() -> None:
 
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
+
+
+def test_measured_steps_schedule() -> None:
+    """One schedule for the training loop, the theory curves and the snapshot budget."""
+    assert TrainSettings(steps=25, measure_every=10).measured_steps == (0, 10, 20, 25)
+    assert TrainSettings(steps=100, measure_every=10).measured_steps == tuple(range(0, 101, 10))
+    assert len(TrainSettings(steps=1000).measured_steps) == 51  # default: steps // 50
