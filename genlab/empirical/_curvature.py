@@ -34,7 +34,11 @@ from the explicit ``seed``:
   ``which="LA"``: algebraically largest, the sharpness), with few Lanczos vectors;
 - :func:`hessian_trace`: Hutchinson's estimator with Rademacher probes (Hutchinson 1990);
 - :func:`spectral_density`: stochastic Lanczos quadrature with Gaussian broadening (Lin, Saad &
-  Yang 2016; Ghorbani, Krishnan & Xiao 2019).
+  Yang 2016; Ghorbani, Krishnan & Xiao 2019);
+- :func:`nonuniformity`: the SGD non-uniformity ``s = sqrt(lambda_max((1/n) sum_i H_i^2 - H^2))``
+  of Wu, Ma & E (2018), with per-sample Hessians ``H_i`` of ``loss_scale * per_sample_loss_i``
+  (so that ``H = (1/n) sum_i H_i``), by Lanczos on per-sample Hessian-vector products (torch.func
+  ``jvp`` of ``grad`` under ``vmap``; curvlinops has no per-sample operator).
 
 scipy's solver and torch's products alternate; OpenBLAS threads left spinning by scipy slow
 torch 2-3x on small machines, so the solver runs under ``threadpool_limits(1, "blas")``.
@@ -62,6 +66,7 @@ __all__ = [
     "CurvatureOperator",
     "hessian_operator",
     "hessian_trace",
+    "nonuniformity",
     "spectral_density",
     "top_eigenvalues",
 ]
@@ -401,3 +406,113 @@ def spectral_density(
     if not mass > 0:
         raise ValueError("grid holds no mass of the density; widen it or increase sigma")
     return grid, density / mass
+
+
+class _NonUniformityOperator(LinearOperator):
+    """``v -> (1/n) sum_i H_i (H_i v) - H (H v)``, the covariance of the per-sample Hessians
+    applied to ``v`` (PSD: it is ``(1/n) sum_i (H_i - H)^2``). One product costs 3n per-sample
+    Hessian-vector products (the ``H_i v``, whose mean is ``H v``; the ``H_i (H_i v)``; and the
+    ``H_i (H v)``, whose mean is ``H (H v)``), in chunks of ``chunk`` samples."""
+
+    def __init__(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str, chunk: int) -> None:
+        from torch.func import functional_call, grad, jvp, vmap
+
+        self._names = [n for n, p in module.named_parameters() if p.requires_grad]
+        params = {n: p.detach() for n, p in module.named_parameters() if p.requires_grad}
+        self._shapes = [params[n].shape for n in self._names]
+        self._sizes = [params[n].numel() for n in self._names]
+        size = sum(self._sizes)
+        super().__init__(dtype=np.dtype(np.float64), shape=(size, size))
+        self._params, self._x, self._y, self._chunk = params, x, y, chunk
+        self._dtype, self._device = x.dtype, x.device
+        scale = float(getattr(module, "loss_scale", 1.0))
+        self.hvps = 0
+
+        def sample_loss(p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+            out = functional_call(module, p, (xi.unsqueeze(0),))
+            return scale * per_sample_loss(out, yi.unsqueeze(0), loss)[0]
+
+        def sample_hvp(xi: torch.Tensor, yi: torch.Tensor, v: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return jvp(lambda p: grad(sample_loss)(p, xi, yi), (self._params,), (v,))[1]
+
+        self._hvps = vmap(sample_hvp, in_dims=(0, 0, 0))
+
+    def _unflat(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(m, P) -> name -> (m, *shape)."""
+        parts = torch.split(flat, self._sizes, dim=1)
+        return {n: part.reshape(flat.shape[0], *shape) for n, part, shape in zip(self._names, parts, self._shapes)}
+
+    def _flat(self, tree: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([tree[n].reshape(tree[n].shape[0], -1) for n in self._names], dim=1)
+
+    def _per_sample(self, vectors: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """(stop - start, P): H_i vectors[i - start] for the samples i in [start, stop)."""
+        self.hvps += stop - start
+        return self._flat(self._hvps(self._x[start:stop], self._y[start:stop], self._unflat(vectors)))
+
+    def _matvec(self, v: np.ndarray) -> np.ndarray:
+        n = self._x.shape[0]
+        vt = torch.as_tensor(np.asarray(v).reshape(-1), device=self._device).to(self._dtype)
+        second_moment = torch.zeros_like(vt)
+        mean = torch.zeros_like(vt)
+        with torch.no_grad():
+            for start in range(0, n, self._chunk):
+                stop = min(n, start + self._chunk)
+                hv = self._per_sample(vt.expand(stop - start, -1), start, stop)
+                mean += hv.sum(dim=0)
+                second_moment += self._per_sample(hv, start, stop).sum(dim=0)
+            mean /= n
+            squared_mean = torch.zeros_like(vt)
+            for start in range(0, n, self._chunk):
+                stop = min(n, start + self._chunk)
+                squared_mean += self._per_sample(mean.expand(stop - start, -1), start, stop).sum(dim=0)
+        out = second_moment / n - squared_mean / n
+        return out.cpu().numpy().astype(np.float64).reshape(np.shape(v))
+
+    def _rmatvec(self, v: np.ndarray) -> np.ndarray:
+        return self._matvec(v)  # symmetric
+
+
+def nonuniformity(
+    module: nn.Module,
+    x: Any,
+    y: Any,
+    *,
+    loss: str = "mse",
+    tol: float = 1e-3,
+    seed: int,
+    chunk: int = 64,
+) -> tuple[float, int]:
+    """The SGD non-uniformity ``s`` of Wu, Ma & E (2018) at the module's parameters.
+
+    With ``L = (1/n) sum_i L_i`` (``L_i = loss_scale * per_sample_loss_i``) and ``H_i`` the
+    Hessian of ``L_i``, ``s^2 = lambda_max((1/n) sum_i H_i^2 - H^2)``: how much the curvature
+    seen by a single sample varies around the full-batch curvature ``H``. SGD with step ``eta``
+    and batch ``B`` (without replacement from ``n``) can only stay in minima with
+    ``(1 - eta a)^2 + eta^2 (n - B) / (B (n - 1)) s^2 <= 1`` (genlab.theory.landscape).
+
+    Args:
+        module, x, y, loss: as for :func:`hessian_operator`.
+        tol: ARPACK's relative tolerance on ``s^2``.
+        seed: seeds the Lanczos start (the only randomness).
+        chunk: samples whose Hessian-vector products are taken at once (memory ~ chunk * P).
+
+    Returns:
+        ``(s, products)``: the non-uniformity and the number of per-sample Hessian-vector
+        products used.
+    """
+    tol = _check_positive("tol", tol)
+    seed = _check_seed(seed)
+    chunk = _check_int("chunk", chunk, 1)
+    op = hessian_operator(module, x, y, loss=loss)  # validates the arguments
+    params = [p for p in module.parameters() if p.requires_grad]
+    device, dtype = params[0].device, params[0].dtype
+    as_tensor = lambda a: (a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))).to(device, dtype)  # noqa: E731
+    cov = _NonUniformityOperator(module, as_tensor(x), as_tensor(y), loss, chunk)
+    size = op.shape[0]
+    if size < 2:
+        raise ValueError("the module needs at least 2 parameters")
+    v0 = np.random.default_rng(seed).standard_normal(size)
+    with _one_blas_thread():
+        top = eigsh(cov, k=1, which="LA", ncv=min(size, 6), tol=tol, v0=v0, return_eigenvectors=False)
+    return float(math.sqrt(max(float(top[0]), 0.0))), cov.hvps

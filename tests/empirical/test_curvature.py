@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.func import functional_call, hessian, jacrev
 
-from genlab.empirical._curvature import hessian_operator, hessian_trace, spectral_density, top_eigenvalues
+from genlab.empirical._curvature import hessian_operator, hessian_trace, nonuniformity, spectral_density, top_eigenvalues
 from genlab.models import ArchSpec, OutputScaled
 
 #: float64 products vs the explicit matrix: only round-off of a few hundred flops apart.
@@ -197,3 +197,33 @@ def test_mismatched_rows_name_x_and_y():
     module, (x, y) = _net(), _data(1, "mse")
     with pytest.raises(ValueError, match="x and y must have the same number of rows"):
         hessian_operator(module, x, y[:-1])
+
+
+#: eigsh at tol=1e-8 on the 30x30 covariance; the remaining error is round-off.
+NONUNIFORMITY_RTOL = 1e-6
+
+
+@pytest.mark.parametrize(("loss", "outputs", "alpha"), [("mse", 1, None), ("cross_entropy", 3, None), ("mse", 1, 2.0)])
+def test_nonuniformity_matches_explicit_per_sample_hessians(loss: str, outputs: int, alpha: float | None) -> None:
+    """s^2 = lambda_max((1/n) sum_i H_i^2 - H^2) with every H_i formed explicitly (Wu et al. 2018)."""
+    module = _net(alpha, outputs)
+    x, y = _data(outputs, loss, n=7)
+    theta, scale, forward = _objective_parts(module)
+    per_sample = torch.stack([
+        hessian(lambda t, i=i: _data_loss(forward(t, x[i : i + 1]), y[i : i + 1], loss, scale))(theta) for i in range(len(x))
+    ])
+    mean = per_sample.mean(dim=0)
+    covariance = torch.einsum("nij,njk->ik", per_sample, per_sample) / len(x) - mean @ mean
+    expected = float(torch.linalg.eigvalsh(covariance)[-1].sqrt())
+    # chunk=3 does not divide n=7: the chunked sums must cover every sample exactly once.
+    s, products = nonuniformity(module, x, y, loss=loss, tol=1e-8, seed=0, chunk=3)
+    assert s == pytest.approx(expected, rel=NONUNIFORMITY_RTOL)
+    assert products % (3 * len(x)) == 0 and products > 0  # 3n per-sample products per matvec
+
+
+def test_nonuniformity_is_zero_for_identical_samples() -> None:
+    """With every sample the same, H_i = H for all i and the covariance vanishes."""
+    module = _net()
+    x, y = _data(1, "mse", n=1)
+    s, _ = nonuniformity(module, x.repeat(5, 1), y.repeat(5, 1), tol=1e-8, seed=0)
+    assert s < 1e-6 * float(top_eigenvalues(module, x, y, k=1, tol=1e-8, seed=0).values[0])
