@@ -61,6 +61,21 @@ def cell_path(run_dir: Path, ident: str) -> Path:
     return run_dir / CELLS_DIR / f"{ident}.json"
 
 
+def arrays_path(run_dir: Path, ident: str) -> Path:
+    return run_dir / CELLS_DIR / f"{ident}.npz"
+
+
+def read_arrays(run_dir: Path, ident: str) -> dict[str, Any]:
+    """The arrays (name -> numpy array) a finished cell stored; empty when it stored none."""
+    import numpy as np
+
+    path = arrays_path(run_dir, ident)
+    if not path.exists():
+        return {}
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
 def read_record(path: Path) -> dict[str, Any] | None:
     """The cell record at ``path`` if it parses as one, else None."""
     try:
@@ -90,14 +105,30 @@ def read_finished(run_dir: Path, cell: Cell) -> dict[str, Any] | None:
 
 
 def write_cell(run_dir: Path, cell: Cell, result: CellResult) -> dict[str, Any]:
-    """Write the record of a finished (or failed) cell; return it."""
+    """Write the record of a finished (or failed) cell; return it.
+
+    Arrays a cell returns (``output["arrays"]``: name -> numpy array, e.g. a parameter
+    trajectory) go to ``cells/<id>.npz``, written before the JSON record, so that a record that
+    names arrays always has them; the record keeps their names."""
     from genlab import __version__
 
+    output = result.output
+    if output is not None and output.get("arrays"):
+        import io
+
+        import numpy as np
+
+        output = dict(output)
+        arrays = output.pop("arrays")
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write(arrays_path(run_dir, cell.id), buffer.getvalue())
+        output["arrays"] = sorted(arrays)
     record = {
         "id": cell.id,
         "status": result.status,
         "config": cell.config,
-        "output": result.output,
+        "output": output,
         "error": result.error,
         "wall_s": result.wall_s,
         "started": result.started,
