@@ -65,3 +65,46 @@ def plot_curves(results: "Results", quantity: str, *, ax: Any = None) -> "Figure
     ax.set_title(f"{results.study.name}: {quantity} (markers: measured, lines: theory)", fontsize=8)
     ax.legend(fontsize=6, frameon=False)
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Paper figures (paper/recipes.py): column-width style, one colour per series, seed error bars.
+
+#: Matplotlib settings for figures read at a paper's column width (~3.3 in): 8 pt text, thin lines.
+PAPER_RC = {
+    "font.size": 8, "axes.labelsize": 8, "axes.titlesize": 8, "legend.fontsize": 6.5, "xtick.labelsize": 7,
+    "ytick.labelsize": 7, "lines.linewidth": 1.2, "lines.markersize": 4, "axes.linewidth": 0.6,
+    "legend.frameon": False, "savefig.bbox": "tight", "savefig.pad_inches": 0.02, "pdf.fonttype": 42,
+}
+
+
+def series_colours(values: Any, cmap: str = "viridis") -> dict[Any, Any]:
+    """One colour per distinct value, in sorted order along ``cmap`` (dark to light), so that a
+    sweep (widths, learning rates) keeps the same colours in every figure."""
+    import matplotlib
+
+    distinct = sorted(set(values))
+    colormap = matplotlib.colormaps[cmap]
+    n = len(distinct)
+    return {v: colormap(0.1 + 0.75 * (i / max(n - 1, 1))) for i, v in enumerate(distinct)}
+
+
+def seed_stats(rows: Any, quantity: str, by: list[str], column: str = "empirical") -> Any:
+    """Mean, sample std (ddof 1; 0 for one seed) and count of ``column`` for ``quantity`` in the
+    results rows, grouped by ``by`` (the swept keys kept; the others, e.g. seed, pooled)."""
+    import pandas as pd
+
+    part = rows[rows["quantity"] == quantity].copy()
+    part[column] = pd.to_numeric(part[column], errors="coerce")
+    grouped = part.groupby(by, sort=True)[column]
+    out = grouped.agg(["mean", "std", "count"]).reset_index()
+    out["std"] = out["std"].fillna(0.0)
+    return out
+
+
+def errorbar_series(ax: Any, x: Any, mean: Any, std: Any, *, colour: Any, label: str | None = None,
+                    marker: str = "o") -> None:
+    """Measurements as markers with seed error bars (± one std), joined by a faint line."""
+    ax.errorbar(x, mean, yerr=std, fmt=marker, ms=3.5, color=colour, ecolor=colour, elinewidth=0.8, capsize=1.5,
+                label=label, zorder=3)
+    ax.plot(x, mean, "-", lw=0.6, color=colour, alpha=0.4, zorder=2)
