@@ -36,8 +36,13 @@ class Prediction:
 
 @dataclass(frozen=True, eq=False)
 class Measurement:
-    """What the trained network did for ``name``; ``value`` None if it could not be measured."""
+    """What the trained network did for ``name``; ``value`` None if it could not be measured.
+
+    ``arrays`` are raw data the cell keeps for views across cells (e.g. the parameter
+    trajectory, projected onto a plane shared by several optimizers); the study store writes
+    them to ``cells/<id>.npz``."""
 
     name: str
     value: float | None
     curve: Curve | None = None
+    arrays: dict[str, np.ndarray] | None = None

@@ -17,7 +17,7 @@ from genlab.models import ArchSpec
 from genlab.quantities import Curve
 from genlab.study._output import CellOutput, QuantityRow
 from genlab.study._registry import QUANTITIES
-from genlab.tasks import make_task
+from genlab.tasks import Task, make_task
 from genlab.theory import TheoryContext
 
 MODEL_EXTRA_KEYS = ("width", "alpha")
@@ -33,6 +33,21 @@ def _number(value: float | None) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
+def build_cell(config: Mapping[str, Any]) -> tuple[Task, ArchSpec, int, float | None, TrainSettings, torch.nn.Module]:
+    """The task, spec, width, output scale alpha, training settings and initial network of a
+    resolved cell config: ``ArchSpec(**model).to_torch(width, seed=train.seed, alpha=alpha)`` on
+    ``make_task(task.name, seed=task.seed, **params)``. Deterministic: views across cells rebuild
+    a cell's network with it and load stored parameters into it."""
+    task_config = dict(config["task"])
+    task = make_task(task_config.pop("name"), seed=task_config.pop("seed", 0), **task_config)
+    model = dict(config["model"])
+    width, alpha = model.pop("width"), model.pop("alpha", None)
+    spec = ArchSpec(**model)
+    settings = TrainSettings(**config["train"])
+    module = spec.to_torch(width, input_shape=task.input_shape, seed=settings.seed, alpha=alpha, dtype=torch_dtype(settings.dtype))
+    return task, spec, width, alpha, settings, module.to(resolve_device(settings.device))
+
+
 def run_cell(config: Mapping[str, Any], *, progress: Callable[[int, int], None] | None = None) -> CellOutput:
     """Run one resolved cell config ``{"task", "model", "train", "quantities", ...}``.
 
@@ -40,18 +55,10 @@ def run_cell(config: Mapping[str, Any], *, progress: Callable[[int, int], None] 
     task is ``make_task(task.name, seed=task.seed, **params)``. Returns one row per quantity:
     the theory prediction (None where theory has none) beside the measurement.
     """
-    task_config = dict(config["task"])
-    task = make_task(task_config.pop("name"), seed=task_config.pop("seed", 0), **task_config)
-    model = dict(config["model"])
-    width, alpha = model.pop("width"), model.pop("alpha", None)
-    spec = ArchSpec(**model)
-    settings = TrainSettings(**config["train"])
-    names = list(config["quantities"])
-
     start = time.perf_counter()
-    device = resolve_device(settings.device)
-    module = spec.to_torch(width, input_shape=task.input_shape, seed=settings.seed, alpha=alpha, dtype=torch_dtype(settings.dtype))
-    module = module.to(device)
+    task, spec, width, alpha, settings, module = build_cell(config)
+    names = list(config["quantities"])
+    device = next(module.parameters()).device
     module0 = copy.deepcopy(module)
     factories = dict.fromkeys(QUANTITIES[name].hook_factory() for name in names)  # one hook per factory
     hooks = [factory(module, task.x_train, task.y_train, settings) for factory in factories if factory is not None]
@@ -64,7 +71,7 @@ def run_cell(config: Mapping[str, Any], *, progress: Callable[[int, int], None] 
     )
     train_seconds = time.perf_counter() - start
 
-    rows, curves = [], {}
+    rows, curves, arrays = [], {}, {}
     theory_seconds = 0.0
     for name in names:
         spec_q = QUANTITIES[name]
@@ -77,9 +84,11 @@ def run_cell(config: Mapping[str, Any], *, progress: Callable[[int, int], None] 
         columns = {**_curve_columns("empirical", measurement.curve), **_curve_columns("theory", prediction.curve if prediction else None)}
         if columns:
             curves[name] = columns
+        arrays.update(measurement.arrays or {})
     return CellOutput(
         rows=rows,
         curves=curves,
+        arrays=arrays,
         status="diverged" if run.diverged else "ok",
         info={
             "parameters": sum(p.numel() for p in module.parameters() if p.requires_grad),

@@ -26,20 +26,28 @@ class CellOutput:
             ``{"train_loss_curve": {"step": [...], "theory": [...], "empirical": [...]}}``.
         status: "ok" or "diverged" (training stopped on a NaN/inf or exploding loss).
         info: free-form numbers about the run (parameter count, wall seconds per phase, ...).
+        arrays: name -> numpy array kept for views across cells (not JSON: the store writes
+            them to ``cells/<id>.npz``, see genlab.study._store.write_cell).
     """
 
     rows: list[QuantityRow]
     curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     status: str = "ok"
     info: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """JSON-safe except ``"arrays"`` (present only when there are some), which the store
+        splits off into its own file."""
+        data = {
             "rows": [{"quantity": r.quantity, "theory": r.theory, "empirical": r.empirical} for r in self.rows],
             "curves": self.curves,
             "status": self.status,
             "info": self.info,
         }
+        if self.arrays:
+            data["arrays"] = dict(self.arrays)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CellOutput":
