@@ -78,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("study", metavar="STUDY.toml", help="study config")
     run.add_argument("--out", metavar="DIR", help="run directory (default runs/<name>)")
     run.add_argument("--workers", type=_positive_int, default=None, help="worker processes (default: the number of CPUs)")
-    run.add_argument("--executor", choices=("local",), default="local", help="where cells run (default local)")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="where cells run: local worker processes, or one Ray task per cell (default local)")
+    run.add_argument("--address", metavar="ADDR", default=None,
+                     help="Ray cluster address for --executor ray (default: start a local Ray instance)")
 
     table = commands.add_parser(
         "table",
@@ -186,7 +189,16 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"argument --out: {out} exists and is not a directory")
     print(study.describe())
     print(f"  out    {out}")
-    results = study.run(out=out, workers=args.workers, executor=args.executor, progress=True)
+    if args.address is not None and args.executor != "ray":
+        raise UsageError("argument --address: only used with --executor ray")
+    from genlab.study import RunInterrupted
+
+    try:
+        results = study.run(out=out, workers=args.workers, executor=args.executor, progress=True, address=args.address)
+    except RunInterrupted as stop:
+        print(f"{stop}; workers stopped. Run the same command again to resume (finished cells are reused).",
+              file=sys.stderr)
+        return 130
     _console().print(results)
     cells = results.cells
     computed = int((~cells["cached"]).sum())
@@ -292,6 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"genlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside a study's cells (those report what finished)
+        print(f"genlab {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

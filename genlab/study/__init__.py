@@ -6,12 +6,12 @@ returns :class:`Results`; ``open_run(run_dir)`` reads a run directory back witho
 Importing this package does not import torch, jax, numpy or pandas.
 """
 
-from genlab.study._executor import EXECUTORS, CellResult, LocalExecutor
+from genlab.study._executor import EXECUTORS, CellResult, LocalExecutor, RayExecutor
 from genlab.study._grid import Cell, canonical_json, cell_id
 from genlab.study._output import CellOutput, QuantityRow
 from genlab.study._regime import VERDICTS, regime_verdict
 from genlab.study._schema import MAX_CELLS, StudyConfigError, load, parse
-from genlab.study._study import Results, RunDirError, Study, open_run
+from genlab.study._study import Results, RunDirError, RunInterrupted, Study, open_run
 
 __all__ = [
     "EXECUTORS",
@@ -22,8 +22,10 @@ __all__ = [
     "CellResult",
     "LocalExecutor",
     "QuantityRow",
+    "RayExecutor",
     "Results",
     "RunDirError",
+    "RunInterrupted",
     "Study",
     "StudyConfigError",
     "canonical_json",

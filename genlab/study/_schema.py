@@ -39,7 +39,7 @@ from genlab.study._grid import Cell, cell_id, column_names
 MAX_CELLS = 10_000
 SECTIONS = ("task", "model", "train")
 _KEY_ORDER = ("model", "train", "task")  # how grid keys are listed and searched
-TOP_KEYS = ("name", "description", "quantities", "task", "model", "train", "grid", "table", "regime")
+TOP_KEYS = ("name", "description", "quantities", "task", "model", "train", "grid", "table", "regime", "resources")
 #: Quantity names accepted while ``genlab.study._registry`` is not importable.
 _FALLBACK_QUANTITIES = (
     "train_loss", "test_loss", "test_mse", "test_error", "ntk_drift", "alignment_init", "alignment_end",
@@ -199,6 +199,23 @@ class RegimeSettings(BaseModel):
     error_tolerance: Annotated[float, Field(ge=0, lt=1)] = 0.1
 
 
+class ResourceSettings(BaseModel):
+    """``[resources]``: what one cell needs and how often a cell whose worker died is retried
+    (not part of any cell's hash: moving a study to a cluster recomputes nothing).
+
+    Attributes:
+        cpus: CPU cores (torch/OpenMP threads) per cell; default: the cores shared evenly
+            between the local workers, 1 per Ray task.
+        gpus: GPUs per cell for the Ray executor (fractions share a GPU); default 0.
+        max_retries: times a cell is run again after its worker process died; default 2.
+    """
+
+    model_config = _CONFIG
+    cpus: Annotated[int, Field(ge=1, le=1024)] | None = None
+    gpus: Annotated[float, Field(ge=0, le=64)] = 0.0
+    max_retries: Annotated[int, Field(ge=0, le=100)] = 2
+
+
 class _StudyFile(BaseModel):
     model_config = _CONFIG
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
@@ -210,6 +227,7 @@ class _StudyFile(BaseModel):
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
     table: TableSettings = Field(default_factory=TableSettings)
     regime: RegimeSettings = Field(default_factory=RegimeSettings)
+    resources: ResourceSettings = Field(default_factory=ResourceSettings)
 
     @field_validator("description")
     @classmethod
@@ -500,6 +518,7 @@ def _validate(data: dict[str, Any]) -> dict[str, Any]:
         "table_quantities": table["quantities"],
         "aggregate": table["aggregate"],
         "regime": regime,
+        "resources": top.resources.model_dump(),
         "cells": tuple(cells),
     }
 

@@ -161,6 +161,7 @@ def write_config(run_dir: Path, study: "Study") -> None:
             "aggregate": study.aggregate or "none",
         },
         "regime": dict(study.regime),
+        "resources": {k: v for k, v in study.resources.items() if v is not None},
     }
     header = f"# Resolved from {study.source} by genlab; `genlab table` re-renders from this directory.\n"
     atomic_write(run_dir / CONFIG_FILE, header + tomli_w.dumps(doc))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,21 @@ class RunDirError(ValueError):
     """A path given as a run directory is not one (no config.toml and cells/)."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C (SIGINT). The cells finished before it are written and will be
+    reused by the next run of the same study.
+
+    Attributes:
+        run_dir: the run directory.
+        total: cells in the study; finished: cells with a finished record now (cached or
+        computed in this run); computed: those computed in this run.
+    """
+
+    def __init__(self, run_dir: Path, total: int, finished: int, computed: int) -> None:
+        self.run_dir, self.total, self.finished, self.computed = run_dir, total, finished, computed
+        super().__init__(f"interrupted: {finished} of {total} cells finished ({computed} in this run) in {run_dir}")
+
+
 def _default_cell_fn() -> CellFn:
     try:
         from genlab.study._cell import run_cell
@@ -67,6 +82,8 @@ class Study:
         aggregate: the dotted key averaged over in the table, or None.
         regime: verdict thresholds (``drift_threshold``, ``error_tolerance``).
         cells: every grid cell in grid order (the product of the grid lists, last key fastest).
+        resources: ``[resources]``: ``cpus`` and ``gpus`` per cell, ``max_retries`` after a
+            worker died (not part of the cells' hashes).
     """
 
     source: str
@@ -81,6 +98,7 @@ class Study:
     aggregate: str | None
     regime: dict[str, float]
     cells: tuple[Cell, ...]
+    resources: dict[str, Any] = field(default_factory=lambda: {"cpus": None, "gpus": 0.0, "max_retries": 2})
 
     @property
     def columns(self) -> dict[str, str]:
@@ -124,24 +142,31 @@ class Study:
         cell_fn: Callable[[dict[str, Any]], CellOutput] | None = None,
         *,
         progress: bool = False,
+        address: str | None = None,
     ) -> "Results":
         """Compute the cells that are not cached in the run directory and write the results.
 
         Args:
             out: run directory (default ``runs/<name>``).
             workers: worker processes (default ``os.cpu_count()``; 1 runs in this process).
-            executor: "local".
+            executor: "local" (worker processes here) or "ray" (one Ray task per cell, with the
+                ``cpus``/``gpus`` of ``[resources]``); both write the same cells and cache, so a
+                study started with one can be finished with the other.
             cell_fn: ``config -> CellOutput`` (default ``genlab.study._cell.run_cell``); with more
                 than one worker it must be a picklable top-level function.
             progress: show a progress bar over the cells on stderr.
+            address: Ray cluster address (executor "ray" only); None starts a local instance.
 
         A cell whose function raises is recorded with status "error" (its traceback in the cell
         file), shown as "error" in the results, and computed again on the next run.
+        A cell whose worker process died is retried up to ``resources["max_retries"]`` times.
+        Ctrl-C raises :class:`RunInterrupted` (a KeyboardInterrupt) after the workers are
+        stopped; the cells finished so far are kept.
         """
         run_dir = Path(out) if out is not None else self.default_run_dir()
         if run_dir.exists() and not run_dir.is_dir():
             raise ValueError(f"out: {run_dir} exists and is not a directory")
-        runner = make_executor(executor, workers)
+        runner = make_executor(executor, workers, address=address, resources=self.resources)
         fn = cell_fn if cell_fn is not None else _default_cell_fn()
 
         started, start = _now(), time.perf_counter()
@@ -163,8 +188,12 @@ class Study:
                 records[result.id] = write_cell(run_dir, todo[result.id], result)
                 bar.done(result.status, result.id)
 
-            runner.run(fn, [(cell.id, cell.config) for cell in todo.values()], on_done,
-                       bar.step if progress else None)
+            try:
+                runner.run(fn, [(cell.id, cell.config) for cell in todo.values()], on_done,
+                           bar.step if progress else None)
+            except KeyboardInterrupt:
+                finished = sum(1 for record in records.values() if record["status"] in FINISHED)
+                raise RunInterrupted(run_dir, len(self.cells), finished, finished - len(cached)) from None
 
         frame = results_frame(self, records)
         write_results(run_dir, frame)
