@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 OPTIMIZERS = ("gd", "sgd", "adam")
-LOSSES = ("mse", "cross_entropy", "logistic")
+LOSSES = ("mse", "cross_entropy", "logistic", "squared_hinge")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "cuda", "auto")
@@ -42,7 +42,8 @@ class TrainSettings:
         schedule: "constant", "cosine" (decay to 0 at the last step) or "warmup_cosine".
         warmup_steps: linear warm-up length for "warmup_cosine".
         loss: "mse" (1/(2n) sum ||f - y||^2), "cross_entropy" (softmax over outputs, targets
-            one-hot) or "logistic" (log(1 + exp(-y f)) with y in {-1, +1}).
+            one-hot), "logistic" (log(1 + exp(-y f)) with y in {-1, +1}) or "squared_hinge"
+            (max(0, 1 - y f)^2 with y in {-1, +1}).
         dtype: "float64" (default: theory comparisons) or "float32".
         device: "cpu", "cuda", or "auto" (a GPU when one is present, else the CPU).
         measure_every: record losses (and run measurement hooks) every this many steps;

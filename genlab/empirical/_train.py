@@ -5,7 +5,8 @@ Loss conventions (per sample, averaged over the batch):
 - "mse": ``1/2 ||f(x) - y||^2``, so that full-batch GD with learning rate eta is the
   function-space recursion of :func:`genlab.kernels.gd_dynamics` at time ``t = eta * steps``;
 - "cross_entropy": ``-sum_c y_c log softmax(f)_c`` with one-hot ``y``;
-- "logistic": ``log(1 + exp(-y f))`` with ``y`` in {-1, +1} and one output.
+- "logistic": ``log(1 + exp(-y f))`` with ``y`` in {-1, +1} and one output;
+- "squared_hinge": ``max(0, 1 - y f)^2`` with ``y`` in {-1, +1} and one output.
 
 The objective is ``loss_scale * mean loss + (weight_decay / 2) ||theta||^2``, where
 ``loss_scale`` is the module's ``loss_scale`` attribute when it has one (``1/alpha^2`` for
@@ -78,6 +79,8 @@ def per_sample_loss(outputs: torch.Tensor, targets: torch.Tensor, loss: str) -> 
         return 0.5 * ((outputs - targets) ** 2).sum(dim=1)
     if loss == "cross_entropy":
         return -(targets * torch.log_softmax(outputs, dim=1)).sum(dim=1)
+    if loss == "squared_hinge":
+        return torch.clamp(1.0 - targets * outputs, min=0.0).pow(2).sum(dim=1)
     return nn.functional.softplus(-targets * outputs).sum(dim=1)
 
 
@@ -105,8 +108,8 @@ def _optimizer(params: Sequence[torch.Tensor], settings: TrainSettings) -> torch
 
 def check_loss_targets(y: torch.Tensor, loss: str) -> None:
     """Cross-entropy needs one-hot targets over >= 2 outputs, logistic one column of +-1."""
-    if loss == "logistic" and (y.shape[1] != 1 or not torch.all(y.abs() == 1)):
-        raise ValueError("train.loss 'logistic' needs one target column with values in {-1, +1}")
+    if loss in ("logistic", "squared_hinge") and (y.shape[1] != 1 or not torch.all(y.abs() == 1)):
+        raise ValueError(f"train.loss {loss!r} needs one target column with values in {{-1, +1}}")
     if loss == "cross_entropy" and (y.shape[1] < 2 or not torch.all((y == 0) | (y == 1))):
         raise ValueError("train.loss 'cross_entropy' needs one-hot targets with >= 2 columns")
 

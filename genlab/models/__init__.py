@@ -21,6 +21,7 @@ __all__ = [
     "PARAMETRIZATIONS",
     "POOLINGS",
     "ArchSpec",
+    "DiagonalLinear",
     "OutputScaled",
     "ScaledConv",
     "ScaledLinear",
@@ -36,6 +37,10 @@ def __getattr__(name: str):
         from genlab.models import _torch
 
         return getattr(_torch, name)
+    if name == "DiagonalLinear":
+        from genlab.models._diagonal import DiagonalLinear
+
+        return DiagonalLinear
     if name == "OutputScaled":
         from genlab.models._scaled import OutputScaled
 

@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # heavy imports only for type checkers
     import torch
 
 KINDS = ("fc", "conv1d", "conv2d")
+#: Kinds without a neural-tangents realisation, accepted besides KINDS (see the module docstring).
+TORCH_ONLY_KINDS = ("diag_linear",)
 ACTIVATIONS = ("relu", "erf", "gelu", "identity")
 ACTIVATION_ALIASES = {"linear": "identity"}
 PARAMETRIZATIONS = ("ntk", "standard", "mup")
@@ -106,12 +108,15 @@ class ArchSpec:
                 listed = ", ".join(repr(o) for o in options + tuple(aliases or ()))
                 raise SpecError(f"ArchSpec.{name} must be one of {listed}; got {value!r}")
 
-        choice("kind", KINDS)
+        if self.kind not in TORCH_ONLY_KINDS:
+            choice("kind", KINDS)
         choice("activation", ACTIVATIONS, ACTIVATION_ALIASES)
         choice("parametrization", PARAMETRIZATIONS)
         choice("padding", PADDINGS)
         choice("pooling", POOLINGS)
         min_depth = 0 if self.kind == "fc" else 1
+        if self.kind == "diag_linear" and (self.depth != 2 or self.out_dim != 1):
+            raise SpecError(f"ArchSpec kind 'diag_linear' needs depth = 2 and out_dim = 1; got depth={self.depth!r}, out_dim={self.out_dim!r}")
         if not _is_int(self.depth) or self.depth < min_depth:
             raise SpecError(f"ArchSpec.depth must be an int >= {min_depth} for kind {self.kind!r}; got {self.depth!r}")
         if not _is_real(self.w_std) or self.w_std <= 0:
@@ -133,7 +138,7 @@ class ArchSpec:
     @property
     def spatial_dims(self) -> int:
         """Number of spatial axes of an input: 0 (fc), 1 (conv1d) or 2 (conv2d)."""
-        return {"fc": 0, "conv1d": 1, "conv2d": 2}[self.kind]
+        return {"fc": 0, "conv1d": 1, "conv2d": 2, "diag_linear": 0}[self.kind]
 
     def check_input_shape(self, input_shape: Any, name: str = "input_shape") -> tuple[int, ...]:
         """Validate one input's shape (no batch axis) for this kind and return it as a tuple.
@@ -141,7 +146,7 @@ class ArchSpec:
         fc takes ``(d,)``, conv1d ``(length, channels)``, conv2d ``(height, width, channels)``;
         with padding "VALID" every convolution must leave at least one position.
         """
-        expected = {"fc": "(d,)", "conv1d": "(length, channels)", "conv2d": "(height, width, channels)"}[self.kind]
+        expected = {"fc": "(d,)", "conv1d": "(length, channels)", "conv2d": "(height, width, channels)", "diag_linear": "(d,)"}[self.kind]
         try:
             shape = tuple(input_shape)
         except TypeError:
@@ -149,7 +154,7 @@ class ArchSpec:
         if len(shape) != self.spatial_dims + 1 or not all(_is_int(s) and s >= 1 for s in shape):
             raise SpecError(f"{name} must be a tuple {expected} of positive ints for kind {self.kind!r}; got {input_shape!r}")
         spatial = shape[:-1]
-        for _ in range(self.depth if self.kind != "fc" else 0):
+        for _ in range(self.depth if self.kind in ("conv1d", "conv2d") else 0):
             spatial = tuple(conv_output_size(s, self.filter_size, self.stride, self.padding) for s in spatial)
             if min(spatial) < 1:
                 raise SpecError(
@@ -169,6 +174,8 @@ class ArchSpec:
         """
         from genlab.models._stax import build_stax
 
+        if self.kind == "diag_linear":
+            raise SpecError("ArchSpec kind 'diag_linear' has no neural-tangents kernel; use kind 'fc' for kernel predictions")
         if width is None:
             if self.parametrization == "standard":
                 raise SpecError(
@@ -198,7 +205,13 @@ class ArchSpec:
 
         if not _is_int(seed):
             raise SpecError(f"seed must be an int; got {seed!r}")
-        net = SpecNetwork(self, check_positive_int(width, "width"), self.check_input_shape(input_shape), seed=seed, dtype=dtype)
+        if self.kind == "diag_linear":
+            from genlab.models._diagonal import DiagonalLinear
+
+            check_positive_int(width, "width")
+            net = DiagonalLinear(self.check_input_shape(input_shape)[0], init_scale=self.w_std, dtype=dtype)
+        else:
+            net = SpecNetwork(self, check_positive_int(width, "width"), self.check_input_shape(input_shape), seed=seed, dtype=dtype)
         if alpha is None:
             return net
         from genlab.models._scaled import OutputScaled

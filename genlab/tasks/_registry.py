@@ -8,7 +8,9 @@ from genlab.tasks._real import BreastCancerParams, DigitsParams, MNIST1DParams
 from genlab.tasks._synthetic import (
     GaussianMixtureParams,
     LinearRegressionParams,
+    LinearSeparableParams,
     SingleIndexParams,
+    SparseLinearRegressionParams,
     SparseParityParams,
     TeacherStudentParams,
 )
@@ -27,6 +29,8 @@ TASKS: dict[str, type[TaskParams]] = {
         DigitsParams,
         BreastCancerParams,
         MNIST1DParams,
+        SparseLinearRegressionParams,  # implicit_bias topic
+        LinearSeparableParams,  # implicit_bias topic
     )
 }
 

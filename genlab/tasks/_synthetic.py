@@ -309,3 +309,88 @@ class GaussianMixtureParams(TaskParams):
             seed, x_train, class_targets(labels_train, self.n_classes), x_test, class_targets(labels_test, self.n_classes),
             **classification_meta(labels_train, labels_test, self.n_classes), means=means,
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SparseLinearRegressionParams(TaskParams):
+    """Sparse planted linear regression, typically with fewer samples than dimensions (n < d).
+
+    Data model: ``x ~ N(0, I_d)``, ``beta*`` with ``k`` nonzero entries on a uniformly random
+    support (``meta["support"]``, sorted), each ``+-1/sqrt(k)`` with a random sign, so that
+    ``||beta*||_2 = 1`` and the clean targets ``y = <beta*, x>`` have unit variance
+    (``meta["beta"]``). Train targets get Gaussian noise ``N(0, noise^2)``; test targets are
+    clean. With ``n_train < d`` the interpolating solutions form an affine space, and which one
+    gradient descent finds is the implicit bias of the model.
+
+    References: Woodworth, Gunasekar, Lee, Moroshko, Savarese, Golan, Soudry & Srebro 2020 (COLT,
+    "Kernel and rich regimes in overparametrized models"), their sparse regression experiment;
+    Candes & Tao 2005 (IEEE Trans. Inf. Theory, "Decoding by linear programming").
+    """
+
+    name: ClassVar[str] = "sparse_linear_regression"
+    n_train: int = 40
+    n_test: int = 500
+    d: int = 100
+    k: int = 5
+    noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int(self, "d", low=1)
+        check_int(self, "k", low=1, high=self.d, what=f"an int in 1..task.d = {self.d}")
+        check_real(self, "noise", low=0.0)
+
+    def generate(self, *, seed: int) -> Task:
+        gen = rng(seed, self.name, "beta")
+        support = np.sort(gen.choice(self.d, size=self.k, replace=False)).astype(np.int64)
+        beta = np.zeros(self.d)
+        beta[support] = gen.choice([-1.0, 1.0], size=self.k) / math.sqrt(self.k)
+        x_train, x_test = _gaussian_inputs(self, seed, self.d)
+        y_train = (x_train @ beta)[:, None] + _train_noise(self, seed, self.noise)
+        y_test = (x_test @ beta)[:, None]
+        return self._task(seed, x_train, y_train, x_test, y_test, beta=beta, support=support)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinearSeparableParams(TaskParams):
+    """Linearly separable binary classification through the origin, with a guaranteed margin.
+
+    Data model: a unit teacher direction ``w*`` (``meta["w"]``, uniform on the sphere); inputs
+    ``x ~ N(0, I_d)`` conditioned on ``|<w*, x>| >= margin`` (rejection sampling, in batches
+    from each split's stream); labels ``sign(<w*, x>)`` as +-1 targets. Both splits follow this
+    distribution, so every split is separable by ``w*`` with margin at least ``margin``
+    (the max-margin direction of the train set is in general not ``w*``).
+
+    References: Soudry, Hoffer, Nacson, Gunasekar & Srebro 2018 (JMLR, "The implicit bias of
+    gradient descent on separable data"); Ji & Telgarsky 2019 (COLT, "The implicit bias of
+    gradient descent on nonseparable data").
+    """
+
+    name: ClassVar[str] = "linear_separable"
+    kind: ClassVar[str] = "classification"
+    n_train: int = 100
+    n_test: int = 1000
+    d: int = 10
+    margin: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int(self, "d", low=1)
+        check_real(self, "margin", low=0.0, high=3.0)
+
+    def generate(self, *, seed: int) -> Task:
+        w = rng(seed, self.name, "w").standard_normal(self.d)
+        w /= np.linalg.norm(w)
+        out = []
+        for split, n in (("train", self.n_train), ("test", self.n_test)):
+            gen, kept = rng(seed, self.name, f"x_{split}"), []
+            while sum(len(b) for b in kept) < n:
+                batch = gen.standard_normal((2 * n + 16, self.d))
+                kept.append(batch[np.abs(batch @ w) >= self.margin])
+            x = np.concatenate(kept)[:n]
+            out.append((x, (x @ w > 0).astype(np.int64)))
+        (x_train, labels_train), (x_test, labels_test) = out
+        return self._task(
+            seed, x_train, class_targets(labels_train, 2), x_test, class_targets(labels_test, 2),
+            **classification_meta(labels_train, labels_test, 2), w=w,
+        )

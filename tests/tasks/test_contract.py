@@ -22,6 +22,9 @@ SMALL: dict[str, dict] = {
     "digits": {"n_train": 40, "n_test": 30},
     "breast_cancer": {"n_train": 40, "n_test": 30},
     "mnist1d": {"n_train": 40, "n_test": 30, "pool_size": 300},
+    # implicit_bias topic
+    "sparse_linear_regression": {"n_train": 40, "n_test": 30, "d": 12, "k": 3, "noise": 0.1},
+    "linear_separable": {"n_train": 40, "n_test": 30, "d": 5, "margin": 0.2},
 }
 
 EXPECTED_INPUT_SHAPE = {
@@ -33,9 +36,11 @@ EXPECTED_INPUT_SHAPE = {
     "digits": (64,),
     "breast_cancer": (30,),
     "mnist1d": (40,),
+    "sparse_linear_regression": (12,),  # implicit_bias topic
+    "linear_separable": (5,),  # implicit_bias topic
 }
 
-CLASSIFICATION = {"sparse_parity", "gaussian_mixture", "digits", "breast_cancer", "mnist1d"}
+CLASSIFICATION = {"sparse_parity", "gaussian_mixture", "digits", "breast_cancer", "mnist1d", "linear_separable"}
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 

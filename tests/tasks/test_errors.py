@@ -78,7 +78,10 @@ def test_bad_value_names_the_key(name: str, params: dict, match: str) -> None:
 
 
 def test_unknown_task_lists_the_valid_ones() -> None:
-    valid = "breast_cancer, digits, gaussian_mixture, linear_regression, mnist1d, single_index, sparse_parity, teacher_student"
+    valid = (
+        "breast_cancer, digits, gaussian_mixture, linear_regression, linear_separable, mnist1d, single_index, "
+        "sparse_linear_regression, sparse_parity, teacher_student"
+    )
     with pytest.raises(TaskError, match=rf"^unknown task 'mnist'; valid tasks: {valid}$"):
         make_task("mnist", seed=0)
     with pytest.raises(TaskError, match=r"^unknown task 3; valid tasks: breast_cancer, "):
