@@ -64,9 +64,11 @@ __all__ = [
     "KINDS",
     "LOSSES",
     "CurvatureOperator",
+    "density_from_nodes",
     "hessian_operator",
     "hessian_trace",
     "nonuniformity",
+    "slq_nodes",
     "spectral_density",
     "top_eigenvalues",
 ]
@@ -368,16 +370,34 @@ def spectral_density(
         (grid, density), the density normalised to integrate to 1 on the grid (trapezoid rule;
         mass of the Gaussians outside a user grid is dropped before normalising).
     """
-    vectors = _check_int("vectors", vectors, 1)
-    steps = _check_int("steps", steps, 1)
     points = _check_int("points", points, 2)
-    seed = _check_seed(seed)
     if sigma is not None:
         sigma = _check_positive("sigma", sigma)
     if grid is not None:
         grid = np.asarray(grid, dtype=np.float64)
         if grid.ndim != 1 or grid.size < 2 or not np.all(np.diff(grid) > 0) or not np.all(np.isfinite(grid)):
             raise ValueError("grid must be a 1-D increasing array of >= 2 finite points")
+    node, weight = slq_nodes(module, x, y, vectors=vectors, steps=steps, seed=seed, loss=loss, kind=kind)
+    return density_from_nodes(node, weight, grid=grid, points=points, sigma=sigma)
+
+
+def slq_nodes(
+    module: nn.Module,
+    x: Any,
+    y: Any,
+    *,
+    vectors: int = 4,
+    steps: int = 80,
+    seed: int,
+    loss: str = "mse",
+    kind: str = "hessian",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The quadrature of :func:`spectral_density` before broadening: Ritz values ``theta_j`` of
+    every start and weights ``u_j[0]^2 / vectors`` (summing to 1), so that ``sum_j w_j g(theta_j)``
+    estimates ``(1/P) tr g(H)``, e.g. the fraction of eigenvalues above a threshold."""
+    vectors = _check_int("vectors", vectors, 1)
+    steps = _check_int("steps", steps, 1)
+    seed = _check_seed(seed)
     op = hessian_operator(module, x, y, loss=loss, kind=kind)
     size = op.shape[0]
     steps = min(steps, size)
@@ -390,8 +410,14 @@ def spectral_density(
             theta, u = np.linalg.eigh(tri)
             nodes.append(theta)
             weights.append(u[0] ** 2 / vectors)
-    node = np.concatenate(nodes)
-    weight = np.concatenate(weights)
+    return np.concatenate(nodes), np.concatenate(weights)
+
+
+def density_from_nodes(
+    node: np.ndarray, weight: np.ndarray, *, grid: Any = None, points: int = 1024, sigma: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian broadening of the quadrature ``(node, weight)`` (see :func:`spectral_density`):
+    ``(grid, density)`` with the density normalised to integrate to 1 on the grid."""
     if sigma is None:
         span = float(node.max() - node.min())
         sigma = 0.01 * span if span > 0 else 1e-3 * max(abs(float(node.max())), 1.0)

@@ -61,7 +61,30 @@ QUANTITIES: dict[str, QuantitySpec] = {
     "path_length": QuantitySpec("landscape", hook="trajectory_hook"),
     "distance_from_init": QuantitySpec("landscape", hook="trajectory_hook"),
     "trajectory_pca_variance": QuantitySpec("landscape", hook="trajectory_hook"),
+    "nonuniformity": QuantitySpec("landscape"),
+    "sgd_stability": QuantitySpec("landscape"),
+    "spectral_density": QuantitySpec("landscape"),
+    "interpolation_barrier": QuantitySpec("landscape"),
+    "loss_plane": QuantitySpec("landscape"),
     "generalization_gap": QuantitySpec("generalization", has_theory=False),
+    # implicit_bias topic: implicit-regularization solutions of linear predictors
+    "solution_distance": QuantitySpec("implicit_bias"),
+    "solution_l1": QuantitySpec("implicit_bias"),
+    "solution_l2": QuantitySpec("implicit_bias"),
+    "support_recovery": QuantitySpec("implicit_bias"),
+    "solution_test_mse": QuantitySpec("implicit_bias"),
+    "margin_cosine": QuantitySpec("implicit_bias", hook="margin_hook"),
+    "normalized_margin": QuantitySpec("implicit_bias", hook="margin_hook"),
+    "direction_test_error": QuantitySpec("implicit_bias"),
+    # generalization topic (issue 5): learning curves, norm/flatness measures, nn vs kernel
+    "learning_curve_mse": QuantitySpec("generalization"),
+    "spectral_margin_bound": QuantitySpec("generalization", has_theory=False),
+    "path_norm": QuantitySpec("generalization", has_theory=False),
+    "frobenius_distance": QuantitySpec("generalization", has_theory=False),
+    "pacbayes_flatness": QuantitySpec("generalization", has_theory=False),
+    "pacbayes_bound": QuantitySpec("generalization", has_theory=False),
+    "nngp_test_mse": QuantitySpec("features"),
+    "first_layer_alignment": QuantitySpec("features"),
 }
 
 QUANTITY_NAMES: tuple[str, ...] = tuple(QUANTITIES)

@@ -11,7 +11,10 @@
   and batch B (sampled without replacement from n) iff
       (1 - eta a)^2 + eta^2 (n - B) / (B (n - 1)) s^2 <= 1,
   so the sharpest minimum SGD can stay in is a_max = (1 + sqrt(1 - eta^2 (n-B) s^2 / (B (n-1)))) / eta
-  (2/eta at full batch; no stable minimum when the square root is imaginary).
+  (2/eta at full batch; no stable minimum when the square root is imaginary). The condition
+  can hold for some a only if s <= s_max = sqrt(B (n - 1) / (n - B)) / eta (at a = 1/eta): the
+  predicted bound on the non-uniformity of any minimum SGD reaches (infinite at full batch).
+  Predicted for the measured stability factor ``sgd_stability``: at most 1.
 
 The expressions are sympy objects (``EXPRESSIONS``), evaluated through ``sympy.lambdify`` and
 printed with :func:`latex` in tables and paper captions.
@@ -40,15 +43,17 @@ def _expressions() -> dict[str, Any]:
         "eos_threshold": 2 / eta,
         "sgd_stability_condition": (1 - eta * a) ** 2 + variance,
         "sgd_max_sharpness": (1 + sp.sqrt(1 - variance)) / eta,
+        "sgd_max_nonuniformity": sp.sqrt(batch * (n - 1) / (n - batch)) / eta,
     }
 
 
 def expression(name: str) -> Any:
     """The sympy expression ``name``: "eos_threshold", "sgd_stability_condition" (<= 1 means
-    stable) or "sgd_max_sharpness"."""
+    stable), "sgd_max_sharpness" or "sgd_max_nonuniformity"."""
     exprs = _expressions()
     if name not in exprs or name == "symbols":
-        raise ValueError(f"name must be one of 'eos_threshold', 'sgd_stability_condition', 'sgd_max_sharpness'; got {name!r}")
+        names = ", ".join(repr(k) for k in exprs if k != "symbols")
+        raise ValueError(f"name must be one of {names}; got {name!r}")
     return exprs[name]
 
 
@@ -110,3 +115,35 @@ def sharpness_max(ctx: TheoryContext) -> Prediction:
 
 def sharpness_late(ctx: TheoryContext) -> Prediction:
     return _gd_threshold(ctx, "sharpness_late")
+
+
+def sgd_max_nonuniformity(lr: float, batch: int, n: int) -> float:
+    """sqrt(B (n - 1) / (n - B)) / lr: the largest non-uniformity of a minimum SGD with ``lr``
+    and ``batch`` of ``n`` can stay in (Wu et al. 2018); inf at full batch."""
+    eos_threshold(lr)
+    if not isinstance(n, int) or n < 2 or not isinstance(batch, int) or not 1 <= batch <= n:
+        raise ValueError(f"batch and n must be ints with 1 <= batch <= n and n >= 2; got batch={batch!r}, n={n!r}")
+    if batch == n:
+        return float("inf")
+    return float(_lambdified("sgd_max_nonuniformity")(lr, 0.0, 0.0, float(n), float(batch)))
+
+
+def _plain_sgd(ctx: TheoryContext) -> bool:
+    """The linear-stability analysis is for plain (S)GD: constant step, no momentum, no decay."""
+    s = ctx.settings
+    return s.optimizer in ("gd", "sgd") and s.schedule == "constant" and s.momentum == 0 and s.weight_decay == 0
+
+
+def nonuniformity(ctx: TheoryContext) -> Prediction:
+    """The bound s_max on the non-uniformity of the minimum reached; None at full batch (no bound)."""
+    if not _plain_sgd(ctx):
+        return Prediction("nonuniformity", None)
+    n = len(ctx.x_train)
+    batch = n if ctx.settings.batch_size is None else min(ctx.settings.batch_size, n)
+    bound = sgd_max_nonuniformity(ctx.settings.lr, batch, n)
+    return Prediction("nonuniformity", bound if math.isfinite(bound) else None)
+
+
+def sgd_stability(ctx: TheoryContext) -> Prediction:
+    """The stability factor of a minimum SGD stays in is at most 1 (Wu et al. 2018, Thm. 1)."""
+    return Prediction("sgd_stability", 1.0 if _plain_sgd(ctx) else None)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from genlab.theory.landscape import eos_threshold, expression, latex, sgd_max_sharpness
+from genlab.theory.landscape import eos_threshold, expression, latex, sgd_max_nonuniformity, sgd_max_sharpness
 
 
 def test_eos_threshold_is_where_gd_on_a_quadratic_stops_converging() -> None:
@@ -49,6 +49,21 @@ def test_sgd_max_sharpness_is_the_stability_boundary() -> None:
     assert sgd_max_sharpness(lr, n, n, s) == pytest.approx(2 / lr)  # full batch: no variance
     assert sgd_max_sharpness(lr, batch, n, 0.0) == pytest.approx(2 / lr)
     assert math.isnan(sgd_max_sharpness(lr, 1, n, 100.0))  # too non-uniform: nothing is stable
+
+
+def test_sgd_max_nonuniformity_is_where_no_sharpness_is_stable() -> None:
+    """Scanning a on a fine grid: the smallest stability factor over a is <= 1 exactly when
+    s <= s_max (it is lr^2 (n-B)/(B(n-1)) s^2 at a = 1/lr), and at s = s_max the largest stable
+    sharpness collapses to 1/lr."""
+    lr, n, batch = 0.2, 50, 5
+    s_max = sgd_max_nonuniformity(lr, batch, n)
+    a = np.linspace(0.0, 2.0 / lr, 200001)
+    for s, stable in ((0.99 * s_max, True), (1.01 * s_max, False)):
+        factor = (1 - lr * a) ** 2 + lr**2 * (n - batch) / (batch * (n - 1)) * s**2
+        assert bool(factor.min() <= 1.0) is stable
+    assert sgd_max_sharpness(lr, batch, n, s_max) == pytest.approx(1 / lr, rel=1e-9)
+    assert sgd_max_nonuniformity(lr, n, n) == math.inf
+    assert latex("sgd_max_nonuniformity") == r"\frac{\sqrt{B} \sqrt{\frac{n - 1}{- B + n}}}{\eta}"
 
 
 @pytest.mark.parametrize(
