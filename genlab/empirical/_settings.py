@@ -7,9 +7,10 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-OPTIMIZERS = ("gd", "sgd", "adam")
+OPTIMIZERS = ("gd", "sgd", "adam", "sam", "asam", "entropy_sgd", "lars", "lamb")
 LOSSES = ("mse", "cross_entropy", "logistic", "squared_hinge")
-SCHEDULES = ("constant", "cosine", "warmup_cosine")
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "warmup_constant")
+LR_SCALINGS = ("none", "linear")
 DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -32,15 +33,19 @@ class TrainSettings:
 
     Attributes:
         optimizer: "gd" (full batch), "sgd" (mini-batches of ``batch_size``, sampled without
-            replacement within an epoch), or "adam".
+            replacement within an epoch), "adam", or one of genlab.optim's (mini-batches too):
+            "sam" / "asam" (SAM / ASAM around SGD with ``momentum``; 2 gradient evaluations per
+            step), "entropy_sgd" (one step = one outer step = ``entropy_sgd_steps`` gradient
+            evaluations, each on the next mini-batch), "lars" (with ``momentum``), "lamb".
         lr: learning rate eta > 0. For "gd" on the MSE loss 1/(2n) sum ||f - y||^2 the
             function-space time is t = lr * steps (see genlab.kernels.gd_dynamics).
         steps: number of parameter updates.
         batch_size: mini-batch size for "sgd"/"adam"; None means the full training set.
         momentum: heavy-ball momentum in [0, 1) for "gd"/"sgd".
         weight_decay: L2 coefficient >= 0 added to the loss as (weight_decay / 2) ||theta||^2.
-        schedule: "constant", "cosine" (decay to 0 at the last step) or "warmup_cosine".
-        warmup_steps: linear warm-up length for "warmup_cosine".
+        schedule: "constant", "cosine" (decay to 0 at the last step), "warmup_cosine" or
+            "warmup_constant" (linear warm-up, then constant; Goyal et al. 2017).
+        warmup_steps: linear warm-up length for "warmup_cosine" / "warmup_constant".
         loss: "mse" (1/(2n) sum ||f - y||^2), "cross_entropy" (softmax over outputs, targets
             one-hot), "logistic" (log(1 + exp(-y f)) with y in {-1, +1}) or "squared_hinge"
             (max(0, 1 - y f)^2 with y in {-1, +1}).
@@ -50,7 +55,25 @@ class TrainSettings:
             0 means 50 evenly spaced measurements.
         divergence_threshold: training stops and is marked diverged once the training loss is
             NaN/inf or exceeds this value.
-        seed: seed of the network initialisation and of the mini-batch order.
+        seed: seed of the network initialisation and of the mini-batch order (and of the
+            Entropy-SGD noise).
+        lr_scaling: "none", or "linear": the learning rate used is lr * B / base_batch with B the
+            actual batch (batch_size capped at n; n for full batch), the linear scaling rule of
+            Goyal et al. 2017 (``lr`` is then the rate at batch ``base_batch``).
+        base_batch: the reference batch B0 of the linear scaling rule.
+        sam_rho: SAM/ASAM neighbourhood radius rho >= 0 (Foret et al. 2021 use 0.05).
+        asam_eta: ASAM's offset eta in T_w = |w| + eta (Kwon et al. 2021: 0.01).
+        entropy_sgd_steps: Langevin steps L per Entropy-SGD step (Chaudhari et al. 2017).
+        entropy_sgd_lr: the SGLD step eta' (0.1 in the paper).
+        entropy_sgd_gamma: the coupling (scope) gamma0 > 0.
+        entropy_sgd_scoping: gamma1 >= 0 of gamma_t = gamma0 (1 + gamma1)^t.
+        entropy_sgd_noise: thermal noise epsilon >= 0.
+        entropy_sgd_alpha: weight of the new iterate in the SGLD average, in (0, 1] (0.75).
+        entropy_sgd_nesterov: Nesterov form of the outer ``momentum`` (needs momentum > 0).
+        lars_trust: LARS trust coefficient eta > 0 (0.001 in You et al. 2017).
+
+    Weight decay stays in the objective for every optimizer (so LARS/LAMB see it inside the
+    gradient, not as their own decoupled decay).
     """
 
     optimizer: str = "gd"
@@ -67,6 +90,18 @@ class TrainSettings:
     measure_every: int = 0
     divergence_threshold: float = 1e6
     seed: int = 0
+    lr_scaling: str = "none"
+    base_batch: int = 32
+    sam_rho: float = 0.05
+    asam_eta: float = 0.01
+    entropy_sgd_steps: int = 5
+    entropy_sgd_lr: float = 0.1
+    entropy_sgd_gamma: float = 0.03
+    entropy_sgd_scoping: float = 0.0
+    entropy_sgd_noise: float = 1e-4
+    entropy_sgd_alpha: float = 0.75
+    entropy_sgd_nesterov: bool = False
+    lars_trust: float = 0.001
 
     def __post_init__(self) -> None:
         for name, options in (
@@ -75,6 +110,7 @@ class TrainSettings:
             ("schedule", SCHEDULES),
             ("dtype", DTYPES),
             ("device", DEVICES),
+            ("lr_scaling", LR_SCALINGS),
         ):
             value = getattr(self, name)
             if value not in options:
@@ -99,7 +135,38 @@ class TrainSettings:
             raise SettingsError(f"train.seed must be an int; got {self.seed!r}")
         if self.optimizer == "gd" and self.batch_size is not None:
             raise SettingsError("train.batch_size must be None for optimizer 'gd' (full batch); use optimizer 'sgd'")
+        self._check_optim()
         object.__setattr__(self, "lr", float(self.lr))
+
+    def _check_optim(self) -> None:
+        """The rules of the large-batch and genlab.optim fields."""
+        if not _int(self.base_batch) or self.base_batch < 1:
+            raise SettingsError(f"train.base_batch must be an int >= 1; got {self.base_batch!r}")
+        for name, low, strict in (
+            ("sam_rho", 0.0, False), ("asam_eta", 0.0, False), ("entropy_sgd_lr", 0.0, True),
+            ("entropy_sgd_gamma", 0.0, True), ("entropy_sgd_scoping", 0.0, False),
+            ("entropy_sgd_noise", 0.0, False), ("lars_trust", 0.0, True),
+        ):
+            value = getattr(self, name)
+            if not _real(value) or value < low or (strict and value == low):
+                raise SettingsError(f"train.{name} must be a finite float {'>' if strict else '>='} {low:g}; got {value!r}")
+        if not _int(self.entropy_sgd_steps) or self.entropy_sgd_steps < 1:
+            raise SettingsError(f"train.entropy_sgd_steps must be an int >= 1; got {self.entropy_sgd_steps!r}")
+        if not _real(self.entropy_sgd_alpha) or not 0 < self.entropy_sgd_alpha <= 1:
+            raise SettingsError(f"train.entropy_sgd_alpha must be a float in (0, 1]; got {self.entropy_sgd_alpha!r}")
+        if not isinstance(self.entropy_sgd_nesterov, bool):
+            raise SettingsError(f"train.entropy_sgd_nesterov must be true or false; got {self.entropy_sgd_nesterov!r}")
+        if self.entropy_sgd_nesterov and self.optimizer == "entropy_sgd" and self.momentum == 0:
+            raise SettingsError("train.entropy_sgd_nesterov needs train.momentum > 0")
+
+    def batch(self, n: int) -> int:
+        """The mini-batch size on ``n`` training points (n for full batch)."""
+        return n if self.batch_size is None else min(self.batch_size, n)
+
+    def effective_lr(self, n: int) -> float:
+        """The learning rate used on ``n`` training points: ``lr``, or ``lr * B / base_batch``
+        under ``lr_scaling = "linear"`` (before the schedule's multiplier)."""
+        return self.lr * self.batch(n) / self.base_batch if self.lr_scaling == "linear" else self.lr
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

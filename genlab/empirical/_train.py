@@ -1,4 +1,6 @@
-"""The one training loop: full-batch GD, SGD and Adam on MSE / cross-entropy / logistic losses.
+"""The one training loop: full-batch GD, SGD and Adam on MSE / cross-entropy / logistic losses,
+and genlab.optim's SAM / ASAM (2 gradient evaluations per step, on the same batch), Entropy-SGD
+(one step = one outer step = L gradient evaluations on L consecutive batches), LARS and LAMB.
 
 Loss conventions (per sample, averaged over the batch):
 
@@ -91,6 +93,8 @@ def _schedule(settings: TrainSettings) -> Callable[[int], float]:
         return lambda s: 1.0
     if settings.schedule == "cosine":
         return lambda s: 0.5 * (1.0 + math.cos(math.pi * s / steps))
+    if settings.schedule == "warmup_constant":  # linear warm-up, then constant (Goyal et al. 2017)
+        return lambda s: (s + 1) / warmup if s < warmup else 1.0
 
     def warmup_cosine(s: int) -> float:
         if s < warmup:
@@ -100,10 +104,33 @@ def _schedule(settings: TrainSettings) -> Callable[[int], float]:
     return warmup_cosine
 
 
-def _optimizer(params: Sequence[torch.Tensor], settings: TrainSettings) -> torch.optim.Optimizer:
+def _optimizer(
+    params: Sequence[torch.Tensor], settings: TrainSettings, *, lr: float | None = None, module: nn.Module | None = None
+) -> torch.optim.Optimizer:
+    """The optimizer of ``settings`` at learning rate ``lr`` (default ``settings.lr``); ``module``
+    is the network whose BatchNorm statistics SAM keeps out of its perturbed pass."""
+    lr = settings.lr if lr is None else lr
     if settings.optimizer == "adam":
-        return torch.optim.Adam(params, lr=settings.lr)
-    return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum)
+        return torch.optim.Adam(params, lr=lr)
+    if settings.optimizer in ("gd", "sgd"):
+        return torch.optim.SGD(params, lr=lr, momentum=settings.momentum)
+    from genlab import optim  # the genlab.optim optimizers (loaded only when used)
+
+    if settings.optimizer in ("sam", "asam"):
+        return optim.SAM(
+            params, torch.optim.SGD, rho=settings.sam_rho, adaptive=settings.optimizer == "asam",
+            eta=settings.asam_eta, model=module, lr=lr, momentum=settings.momentum,
+        )
+    if settings.optimizer == "entropy_sgd":
+        return optim.EntropySGD(
+            params, lr=lr, langevin_lr=settings.entropy_sgd_lr, langevin_steps=settings.entropy_sgd_steps,
+            gamma=settings.entropy_sgd_gamma, scoping=settings.entropy_sgd_scoping, noise=settings.entropy_sgd_noise,
+            alpha=settings.entropy_sgd_alpha, momentum=settings.momentum, nesterov=settings.entropy_sgd_nesterov,
+            seed=settings.seed,
+        )
+    if settings.optimizer == "lars":
+        return optim.LARS(params, lr=lr, momentum=settings.momentum, trust_coefficient=settings.lars_trust)
+    return optim.LAMB(params, lr=lr)
 
 
 def check_loss_targets(y: torch.Tensor, loss: str) -> None:
@@ -151,7 +178,7 @@ def train(
     f = forward or module
     trained = [p for p in module.parameters() if p.requires_grad] if params is None else list(params)
     scale = float(getattr(module, "loss_scale", 1.0))
-    optimizer = _optimizer(trained, settings)
+    optimizer = _optimizer(trained, settings, lr=settings.effective_lr(x.shape[0]), module=module)
     lr_factor = _schedule(settings)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     n = x.shape[0]
@@ -159,6 +186,29 @@ def train(
     generator = torch.Generator().manual_seed(settings.seed)
     order = torch.randperm(n, generator=generator)
     cursor = 0
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+        nonlocal order, cursor
+        if batch == n:
+            return x, y
+        if cursor + batch > n:  # new epoch: reshuffle, sampling without replacement
+            order, cursor = torch.randperm(n, generator=generator), 0
+        index = order[cursor : cursor + batch]
+        cursor += batch
+        return x[index], y[index]
+
+    def objective_on(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        data_loss = per_sample_loss(f(xb), yb, settings.loss).mean()
+        objective = scale * data_loss
+        if settings.weight_decay:
+            objective = objective + 0.5 * settings.weight_decay * sum((p**2).sum() for p in trained)
+        return data_loss, objective
+
+    def gradient_at(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        objective = objective_on(xb, yb)[1]
+        objective.backward()
+        return objective
 
     def full_loss(inputs: torch.Tensor, targets: torch.Tensor) -> float:
         with torch.no_grad():
@@ -183,18 +233,8 @@ def train(
     measure(0)
     diverged, step = False, 0
     for step in range(1, settings.steps + 1):
-        if batch == n:
-            xb, yb = x, y
-        else:
-            if cursor + batch > n:  # new epoch: reshuffle, sampling without replacement
-                order, cursor = torch.randperm(n, generator=generator), 0
-            index = order[cursor : cursor + batch]
-            cursor += batch
-            xb, yb = x[index], y[index]
-        data_loss = per_sample_loss(f(xb), yb, settings.loss).mean()
-        objective = scale * data_loss
-        if settings.weight_decay:
-            objective = objective + 0.5 * settings.weight_decay * sum((p**2).sum() for p in trained)
+        xb, yb = next_batch()
+        data_loss, objective = objective_on(xb, yb)
         value = float(data_loss.detach())
         if not math.isfinite(value) or value > settings.divergence_threshold:
             diverged, step = True, step - 1
@@ -203,7 +243,18 @@ def train(
             break
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
-        optimizer.step()
+        if settings.optimizer in ("sam", "asam"):
+            # 2 gradient evaluations, both on this batch: the first (at w) is already in .grad;
+            # SAM runs the second (at w + e) with BatchNorm running statistics frozen.
+            first = [objective]
+            optimizer.step(lambda: first.pop() if first else gradient_at(xb, yb))
+        elif settings.optimizer == "entropy_sgd":
+            # L gradient evaluations: the first (at x, on this batch) is already in .grad, the
+            # next L - 1 are on the following mini-batches.
+            first = [objective]
+            optimizer.step(lambda: first.pop() if first else gradient_at(*next_batch()))
+        else:
+            optimizer.step()
         scheduler.step()
         if step in measured:
             loss_now = full_loss(x, y)
