@@ -142,6 +142,10 @@ def parse_config(data: dict[str, Any], *, nproc: int | None = None) -> dict[str,
     if "name" not in task:
         raise ConfigError("task.name is required")
     task_seed = task.pop("seed", 0)
+    from genlab.tasks import task_names
+
+    if task["name"] not in task_names():
+        raise ConfigError(f"task.name must be one of {', '.join(task_names())}; got {task['name']!r}")
     try:
         task_params(task["name"], **{k: v for k, v in task.items() if k != "name"})
     except TaskError as exc:
