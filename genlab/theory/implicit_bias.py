@@ -1,0 +1,387 @@
+"""Implicit bias of gradient descent (mirrors genlab.empirical.implicit_bias): which of the many
+zero-loss solutions the optimizer reaches, predicted in closed form or by a convex program.
+
+- Least squares (linear model ``f = <beta, x>``, and any model linear in its parameters): GD
+  from ``beta_0`` stays in ``beta_0 + rowspace(X)`` and converges to the interpolant closest to
+  ``beta_0``: ``beta_0 + X^+ (y - X beta_0)`` (the minimum-norm interpolant from zero; the least
+  squares solution closest to ``beta_0`` when ``n >= d``). For the output-scaled (centered) model
+  the init is ``beta_0 = 0``.
+- Diagonal linear network ``beta = u*u - v*v`` with ``u_0 = v_0 = alpha 1`` (Woodworth,
+  Gunasekar, Lee, Moroshko, Savarese, Golan, Soudry & Srebro 2020, COLT, Theorem 1 with D = 2
+  and their parametrization ``w_+^2 - w_-^2``, ``w_+(0) = w_-(0) = alpha 1``): gradient flow on
+  the square loss, if it interpolates, reaches
+      argmin Q_alpha(beta)  s.t.  X beta = y,
+      Q_alpha(beta) = sum_i alpha^2 q(beta_i / alpha^2),  q(z) = 2 - sqrt(4 + z^2) + z arcsinh(z / 2).
+  Since q'(z) = arcsinh(z / 2), the KKT conditions read ``beta = 2 alpha^2 sinh(X^T nu)``
+  (the same form gradient flow produces: ``u = alpha e^{-2 s}``, ``v = alpha e^{2 s}`` with
+  ``s = X^T int r``), and ``nu`` minimises the strictly convex n-dimensional dual
+      D(nu) = 2 alpha^2 sum_i cosh((X^T nu)_i) - <y, nu>,
+  whose gradient is ``X beta(nu) - y``. We minimise it by damped Newton (exact Hessian
+  ``X diag(2 alpha^2 cosh(X^T nu)) X^T``, Cholesky solves from scipy.linalg) until
+  ``||X beta - y|| <= tol * ||y||``. As alpha -> inf, Q_alpha ~ ||beta||^2 / (4 alpha^2): min-l2;
+  as alpha -> 0, Q_alpha ~ log(1/alpha^2) ||beta||_1: min-l1 (approached slowly, ~1/log(1/alpha)).
+- Logistic loss on linearly separable data (Soudry, Hoffer, Nacson, Gunasekar & Srebro 2018,
+  JMLR, Theorem 3): ``||w(t)|| -> inf`` and ``w(t)/||w(t)||`` converges to the hard-margin SVM
+  direction ``w_svm = argmin ||w|| s.t. y_i <w, x_i> >= 1`` (no bias, as the model has none),
+  at the slow rate ``O(1 / log t)``; the normalised margin ``min_i y_i <w, x_i> / ||w||``
+  converges to ``1 / ||w_svm||``. ``w_svm`` is solved from its dual QP
+  ``max_{a >= 0} sum a - 1/2 ||sum_i a_i y_i x_i||^2`` (L-BFGS-B), then polished exactly on the
+  support vectors. MSE on +-1 targets instead reaches the least-squares / min-norm solution of
+  the first bullet, whose direction is in general not the SVM's; the squared hinge has zero
+  loss at finite norm, so GD stops at a point that depends on the path (no prediction).
+
+Closed forms are sympy expressions (``expression``, ``latex``), as in genlab.theory.landscape.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from genlab.quantities import Prediction
+from genlab.theory._context import TheoryContext
+
+#: Relative tolerance of the hypentropy dual solve: ||X beta - y|| <= DUAL_TOL * ||y||.
+DUAL_TOL = 1e-10
+
+
+# ---------------------------------------------------------------------------------------------
+# Closed forms (sympy).
+
+
+@functools.lru_cache(maxsize=1)
+def _expressions() -> dict[str, Any]:
+    import sympy as sp
+
+    z, alpha, b = sp.symbols("z alpha beta", real=True)
+    alpha_pos = sp.Symbol("alpha", positive=True)
+    n, d = sp.symbols("n d", positive=True, integer=True)
+    x = sp.MatrixSymbol("X", n, d)
+    y = sp.MatrixSymbol("y", n, 1)
+    theta0 = sp.MatrixSymbol("theta_0", d, 1)
+    q = 2 - sp.sqrt(4 + z**2) + z * sp.asinh(z / 2)
+    del alpha
+    return {
+        "symbols": {"z": z, "alpha": alpha_pos, "beta": b, "X": x, "y": y, "theta_0": theta0},
+        "hypentropy": q,
+        "q_alpha": alpha_pos**2 * q.subs(z, b / alpha_pos**2),
+        "q_alpha_gradient": sp.asinh(b / (2 * alpha_pos**2)),
+        "kkt_beta": 2 * alpha_pos**2 * sp.sinh(z),  # z = (X^T nu)_i
+        # full row rank X (n <= d): X^+ = X^T (X X^T)^{-1}
+        "min_norm": theta0 + x.T * (x * x.T).inverse() * (y - x * theta0),
+    }
+
+
+_NAMES = ("hypentropy", "q_alpha", "q_alpha_gradient", "kkt_beta", "min_norm")
+
+
+def expression(name: str) -> Any:
+    """The sympy expression ``name``: "hypentropy" (q(z)), "q_alpha" (one coordinate of
+    Q_alpha in beta and alpha), "q_alpha_gradient" (dQ_alpha/dbeta_i), "kkt_beta" (beta_i as a
+    function of z = (X^T nu)_i) or "min_norm" (theta_0 + X^T (X X^T)^{-1} (y - X theta_0))."""
+    if name not in _NAMES:
+        raise ValueError(f"name must be one of {', '.join(map(repr, _NAMES))}; got {name!r}")
+    return _expressions()[name]
+
+
+def latex(name: str) -> str:
+    """The closed form ``name`` as LaTeX (see :func:`expression`)."""
+    import sympy as sp
+
+    return sp.latex(expression(name))
+
+
+@functools.lru_cache(maxsize=1)
+def _q_alpha_numeric() -> Any:
+    import sympy as sp
+
+    symbols = _expressions()["symbols"]
+    return sp.lambdify((symbols["beta"], symbols["alpha"]), expression("q_alpha"), modules="numpy")
+
+
+# ---------------------------------------------------------------------------------------------
+# Solvers (plain arrays in, plain arrays out).
+
+
+def _check_xy(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if x.ndim != 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"x must have shape (n, d) and y n = {y.shape[0]} entries; got {x.shape}")
+    return x, y
+
+
+def _check_alpha(alpha: Any) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not np.isfinite(alpha) or alpha <= 0:
+        raise ValueError(f"alpha must be a finite float > 0; got {alpha!r}")
+    return float(alpha)
+
+
+def min_norm_solution(x: Any, y: Any, theta0: Any = None) -> np.ndarray:
+    """``theta0 + X^+ (y - X theta0)``: where GD on the square loss of a linear model from
+    ``theta0`` (default 0) converges (np.linalg.pinv, so also for n >= d or rank-deficient X)."""
+    x, y = _check_xy(x, y)
+    t0 = np.zeros(x.shape[1]) if theta0 is None else np.asarray(theta0, dtype=np.float64).reshape(-1)
+    if t0.shape != (x.shape[1],):
+        raise ValueError(f"theta0 must have d = {x.shape[1]} entries; got {t0.shape}")
+    return t0 + np.linalg.pinv(x) @ (y - x @ t0)
+
+
+def q_alpha(beta: Any, alpha: float) -> float:
+    """The hypentropy potential Q_alpha(beta) = sum_i alpha^2 q(beta_i / alpha^2)."""
+    return float(np.sum(_q_alpha_numeric()(np.asarray(beta, dtype=np.float64), _check_alpha(alpha))))
+
+
+def hypentropy_solution(x: Any, y: Any, alpha: float, *, tol: float = DUAL_TOL, max_iter: int = 500) -> np.ndarray:
+    """argmin Q_alpha(beta) s.t. X beta = y, via the dual (see the module docstring).
+
+    Damped Newton on D(nu) (Cholesky solves with scipy.linalg, Armijo backtracking on D, or on
+    the residual once D is flat to rounding), from nu = 0, until ||X beta - y|| <= tol ||y||.
+    Raises ValueError if ``X beta = y`` is infeasible or the solve misses ``tol``.
+    """
+    from scipy.linalg import cho_factor, cho_solve
+
+    x, y = _check_xy(x, y)
+    a2 = 2.0 * _check_alpha(alpha) ** 2
+    scale = max(float(np.linalg.norm(y)), 1e-300)
+    if np.linalg.norm(x @ (np.linalg.pinv(x) @ y) - y) > 1e-8 * scale:
+        raise ValueError("y must be interpolable (X beta = y feasible) for the hypentropy problem")
+
+    def dual(nu: np.ndarray) -> float:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(a2 * np.sum(np.cosh(x.T @ nu)) - y @ nu)
+
+    nu = np.zeros(x.shape[0])
+    value = dual(nu)
+    for _ in range(max_iter):
+        z = x.T @ nu
+        residual = x @ (a2 * np.sinh(z)) - y  # the dual gradient
+        res_norm = float(np.linalg.norm(residual))
+        if res_norm <= tol * scale:
+            return a2 * np.sinh(z)
+        hessian = (x * (a2 * np.cosh(z))) @ x.T
+        step = -cho_solve(cho_factor(hessian + 1e-300 * np.eye(len(nu))), residual)
+        slope = float(residual @ step)
+        t = min(1.0, 10.0 / max(float(np.max(np.abs(x.T @ step))), 1e-300))  # cosh grows e-fold per unit
+        t_min, trial, trial_value = 1e-12 * t, nu, value
+        while t > t_min:
+            trial = nu + t * step
+            trial_value = dual(trial)
+            if np.isfinite(trial_value) and trial_value <= value + 1e-4 * t * slope:
+                break
+            if np.isfinite(trial_value) and abs(trial_value - value) <= 1e-13 * max(abs(value), 1.0):
+                trial_res = float(np.linalg.norm(x @ (a2 * np.sinh(x.T @ trial)) - y))
+                if trial_res < res_norm:
+                    break
+            t *= 0.5
+        nu, value = trial, trial_value
+    beta = a2 * np.sinh(x.T @ nu)
+    raise ValueError(f"hypentropy dual did not converge for alpha={alpha!r}: relative residual {np.linalg.norm(x @ beta - y) / scale:.2e}")
+
+
+def min_l1_solution(x: Any, y: Any) -> np.ndarray:
+    """argmin ||beta||_1 s.t. X beta = y, as the linear program over beta = p - m, p, m >= 0."""
+    from scipy.optimize import linprog
+
+    x, y = _check_xy(x, y)
+    d = x.shape[1]
+    result = linprog(np.ones(2 * d), A_eq=np.hstack([x, -x]), b_eq=y, bounds=(0, None), method="highs")
+    if result.status != 0:
+        raise ValueError(f"min-l1 linear program failed: {result.message}")
+    return result.x[:d] - result.x[d:]
+
+
+def max_margin_direction(x: Any, y: Any) -> np.ndarray:
+    """The hard-margin SVM through the origin: argmin ||w|| s.t. y_i <w, x_i> >= 1.
+
+    Raises ValueError if the data are not linearly separable through the origin.
+    """
+    from scipy.optimize import linprog, minimize
+
+    x, y = _check_xy(x, y)
+    if not np.all(np.abs(y) == 1):
+        raise ValueError("y must have values in {-1, +1} for the max-margin direction")
+    z = x * y[:, None]
+    feasible = linprog(np.zeros(x.shape[1]), A_ub=-z, b_ub=-np.ones(len(y)), bounds=(None, None), method="highs")
+    if feasible.status != 0:
+        raise ValueError("the data are not linearly separable through the origin: no max-margin direction")
+    gram = z @ z.T
+
+    def dual(a: np.ndarray) -> tuple[float, np.ndarray]:
+        g = gram @ a
+        return float(0.5 * a @ g - a.sum()), g - 1.0
+
+    n = len(y)
+    result = minimize(dual, np.zeros(n), jac=True, method="L-BFGS-B", bounds=[(0, None)] * n,
+                      options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 20000})
+    a = result.x
+    # Polish: on the support set S the margins are exactly 1: Z_S Z_S^T a_S = 1.
+    for threshold in (1e-8, 1e-6, 1e-4):
+        support = a > threshold * max(a.max(), 1e-300)
+        a_s = np.linalg.lstsq(gram[np.ix_(support, support)], np.ones(support.sum()), rcond=None)[0]
+        w = z[support].T @ a_s
+        if np.all(a_s > 0) and np.all(z @ w >= 1 - 1e-9):
+            return w
+    w = z.T @ a
+    if np.all(z @ w >= 1 - 1e-6):
+        return w
+    raise ValueError("max-margin dual did not converge")
+
+
+def margin_of(w: Any, x: Any, y: Any) -> float:
+    """min_i y_i <w, x_i> / ||w||_2 (negative when some point is misclassified)."""
+    x, y = _check_xy(x, y)
+    w = np.asarray(w, dtype=np.float64).reshape(-1)
+    norm = float(np.linalg.norm(w))
+    return float(np.min(y * (x @ w)) / norm) if norm > 0 else 0.0
+
+
+def cosine(a: Any, b: Any) -> float:
+    a, b = np.asarray(a, dtype=np.float64).reshape(-1), np.asarray(b, dtype=np.float64).reshape(-1)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def planted_beta(x_test: Any, y_test: Any) -> np.ndarray | None:
+    """The target's linear coefficients, recovered from the clean test set (the tasks' test
+    targets are noiseless): least squares, returned only if it fits to 1e-8 and n_test >= d."""
+    x, y = _check_xy(x_test, y_test)
+    if x.shape[0] < x.shape[1]:
+        return None
+    beta = np.linalg.lstsq(x, y, rcond=None)[0]
+    return beta if np.linalg.norm(x @ beta - y) <= 1e-8 * max(np.linalg.norm(y), 1e-300) else None
+
+
+def support_fraction(beta: Any, beta_star: Any) -> float:
+    """Fraction of supp(beta*) among the k = |supp(beta*)| largest |beta_i|."""
+    beta, beta_star = np.abs(np.asarray(beta).reshape(-1)), np.asarray(beta_star).reshape(-1)
+    support = np.flatnonzero(np.abs(beta_star) > 1e-9 * np.abs(beta_star).max())
+    top = np.argsort(-beta, kind="stable")[: len(support)]
+    return float(len(np.intersect1d(top, support)) / len(support))
+
+
+# ---------------------------------------------------------------------------------------------
+# The model's implicit-bias prediction in a study cell.
+
+
+def model_kind(spec: Any) -> str | None:
+    """"linear" (fc, depth 0, identity, no bias, one output), "diag" (diag_linear) or None."""
+    if spec.kind == "diag_linear":
+        return "diag"
+    if spec.kind == "fc" and spec.depth == 0 and spec.activation == "identity" and spec.b_std is None and spec.out_dim == 1:
+        return "linear"
+    return None
+
+
+def _initial_beta(ctx: TheoryContext) -> np.ndarray:
+    """beta_0 of the linear model: 0 when centered, else rebuilt from the cell's seed."""
+    if ctx.centered:
+        return np.zeros(ctx.x_train.shape[1])
+
+    def compute() -> np.ndarray:
+        import torch
+
+        from genlab.empirical._train import torch_dtype
+
+        module = ctx.spec.to_torch(ctx.width, input_shape=tuple(ctx.x_train.shape[1:]), seed=ctx.settings.seed,
+                                   dtype=torch_dtype(ctx.settings.dtype))
+        with torch.no_grad():
+            eye = torch.eye(ctx.x_train.shape[1], dtype=torch_dtype(ctx.settings.dtype))
+            return module(eye)[:, 0].double().numpy()
+
+    return ctx.cached("implicit_bias/beta0", compute)
+
+
+def predicted_solution(ctx: TheoryContext) -> np.ndarray | None:
+    """The predicted limit of the trained linear predictor under the MSE: min-norm from beta_0
+    (linear model) or the Q_alpha solution (diagonal net, alpha = w_std, not output-scaled);
+    None for other models, losses or optimizers other than plain GD/SGD."""
+    s = ctx.settings
+    kind = model_kind(ctx.spec)
+    if kind is None or s.loss != "mse" or s.optimizer == "adam" or s.momentum != 0 or s.weight_decay != 0:
+        return None
+    if kind == "diag" and ctx.centered:
+        return None
+
+    def compute() -> np.ndarray:
+        if kind == "linear":
+            return min_norm_solution(ctx.x_train, ctx.y_train, _initial_beta(ctx))
+        return hypentropy_solution(ctx.x_train, ctx.y_train, ctx.spec.w_std)
+
+    return ctx.cached("implicit_bias/solution", compute)
+
+
+def predicted_direction(ctx: TheoryContext) -> np.ndarray | None:
+    """The predicted direction of a linear classifier: the SVM direction for the logistic loss
+    (Soudry et al. 2018), the min-norm / least-squares solution for the MSE; None otherwise."""
+    s = ctx.settings
+    if model_kind(ctx.spec) != "linear" or ctx.kind != "classification" or ctx.y_train.shape[1] != 1:
+        return None
+    if s.optimizer == "adam" or s.momentum != 0 or s.weight_decay != 0:
+        return None
+    if s.loss == "logistic":
+        return ctx.cached("implicit_bias/svm", lambda: max_margin_direction(ctx.x_train, ctx.y_train))
+    if s.loss == "mse" and ctx.centered:
+        return min_norm_solution(ctx.x_train, ctx.y_train)
+    if s.loss == "mse":
+        return predicted_solution(ctx)
+    return None
+
+
+def _svm(ctx: TheoryContext) -> np.ndarray:
+    return ctx.cached("implicit_bias/svm", lambda: max_margin_direction(ctx.x_train, ctx.y_train))
+
+
+# ---------------------------------------------------------------------------------------------
+# Quantities (names mirror genlab.empirical.implicit_bias).
+
+
+def solution_distance(ctx: TheoryContext) -> Prediction:
+    """||beta_T - beta_pred|| / ||beta_pred||: predicted 0 wherever a solution is predicted."""
+    return Prediction("solution_distance", None if predicted_solution(ctx) is None else 0.0)
+
+
+def solution_l1(ctx: TheoryContext) -> Prediction:
+    beta = predicted_solution(ctx)
+    return Prediction("solution_l1", None if beta is None else float(np.abs(beta).sum()))
+
+
+def solution_l2(ctx: TheoryContext) -> Prediction:
+    beta = predicted_solution(ctx)
+    return Prediction("solution_l2", None if beta is None else float(np.linalg.norm(beta)))
+
+
+def support_recovery(ctx: TheoryContext) -> Prediction:
+    beta, star = predicted_solution(ctx), planted_beta(ctx.x_test, ctx.y_test)
+    return Prediction("support_recovery", None if beta is None or star is None else support_fraction(beta, star))
+
+
+def solution_test_mse(ctx: TheoryContext) -> Prediction:
+    """Test MSE of the predicted linear predictor, mean of (f - y)^2."""
+    beta = predicted_solution(ctx)
+    if beta is None:
+        return Prediction("solution_test_mse", None)
+    return Prediction("solution_test_mse", float(np.mean((ctx.x_test @ beta - ctx.y_test[:, 0]) ** 2)))
+
+
+def margin_cosine(ctx: TheoryContext) -> Prediction:
+    """cos(beta_T, w_svm): 1 for the logistic loss (reached as t -> inf), cos(beta_pred, w_svm)
+    for the MSE."""
+    direction = predicted_direction(ctx)
+    return Prediction("margin_cosine", None if direction is None else cosine(direction, _svm(ctx)))
+
+
+def normalized_margin(ctx: TheoryContext) -> Prediction:
+    """min_i y_i <beta, x_i> / ||beta|| of the predicted direction (1/||w_svm|| for logistic)."""
+    direction = predicted_direction(ctx)
+    value = None if direction is None else margin_of(direction, ctx.x_train, ctx.y_train)
+    return Prediction("normalized_margin", value)
+
+
+def direction_test_error(ctx: TheoryContext) -> Prediction:
+    """Misclassification rate of sign(<beta_pred, x>) on the test set."""
+    direction = predicted_direction(ctx)
+    if direction is None:
+        return Prediction("direction_test_error", None)
+    return Prediction("direction_test_error", float(np.mean(np.sign(ctx.x_test @ direction) != np.sign(ctx.y_test[:, 0]))))
