@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         "plot",
         help="save the figures of a run directory (PNG and PDF) without computing anything",
         description="For every quantity that recorded curves (or the one given), save RUN_DIR/figures/<quantity>.png and .pdf: "
-        "measurements as markers, theory as lines.",
+        "measurements as markers, theory as lines; without --quantity also the views across cells the run stored data for "
+        "(trajectory_plane, solution_barriers, loss_planes).",
     )
     plot.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `genlab run`")
     plot.add_argument("--quantity", default=None, help="only this quantity (default: every quantity with curves)")
@@ -250,15 +251,23 @@ def _plot(args: argparse.Namespace) -> int:
     available = curve_quantities(results)
     if args.quantity is not None and args.quantity not in available:
         raise UsageError(f"--quantity must be one with curves in this run ({', '.join(available) or 'none'}); got {args.quantity!r}")
+    from genlab.study.landscape_views import VIEWS, available_views
+
     folder = Path(args.run_dir) / "figures"
     folder.mkdir(exist_ok=True)
-    for quantity in [args.quantity] if args.quantity else available:
-        figure = plot_curves(results, quantity)
+    figures = [(quantity, lambda q=quantity: plot_curves(results, q)) for quantity in ([args.quantity] if args.quantity else available)]
+    if args.quantity is None:  # views across cells: shared trajectory plane, barriers, loss slices
+        figures += [(view, lambda v=view: VIEWS[v](results)) for view in available_views(results)]
+    for name, draw in figures:
+        figure = draw()
         for suffix in (".png", ".pdf"):
             with tempfile.NamedTemporaryFile(dir=folder, suffix=suffix, delete=False) as handle:
                 figure.savefig(handle.name, dpi=200)
-            Path(handle.name).replace(folder / f"{quantity}{suffix}")
-        print(folder / f"{quantity}.png")
+            Path(handle.name).replace(folder / f"{name}{suffix}")
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+        print(folder / f"{name}.png")
     return 0
 
 

@@ -498,11 +498,13 @@ def _validate(data: dict[str, Any]) -> dict[str, Any]:
     table = _resolve_table(top, swept, written, fields)
     regime = top.regime.model_dump()
     base = {"task": top.task, "model": top.model, "train": top.train}
-    for section in SECTIONS:  # the base config on its own (a required key may come from the grid)
+    for section in SECTIONS:  # the base config on its own, a swept key it lacks from the grid
         section_cls = task_cls if section == "task" else None
         raw = dict(base[section])
         for name, _, default in _section_spec(section, section_cls):
-            if default is ... and name not in raw and f"{section}.{name}" in swept:
+            # Not only required keys: a rule across keys (batch_size needs optimizer "sgd") must
+            # see the swept value, not the default, when config.toml is read back without it.
+            if name not in raw and f"{section}.{name}" in swept:
                 raw[name] = swept[f"{section}.{name}"][0]
         _resolve_section(section, raw, section_cls)
     cells = _expand(base, swept, written, task_cls, list(top.quantities))
