@@ -501,12 +501,19 @@ def _validate(data: dict[str, Any]) -> dict[str, Any]:
     for section in SECTIONS:  # the base config on its own, a swept key it lacks from the grid
         section_cls = task_cls if section == "task" else None
         raw = dict(base[section])
+        filled = set()
         for name, _, default in _section_spec(section, section_cls):
             # Not only required keys: a rule across keys (batch_size needs optimizer "sgd") must
             # see the swept value, not the default, when config.toml is read back without it.
             if name not in raw and f"{section}.{name}" in swept:
                 raw[name] = swept[f"{section}.{name}"][0]
-        _resolve_section(section, raw, section_cls)
+                filled.add(f"{section}.{name}")
+        try:
+            _resolve_section(section, raw, section_cls)
+        except _Invalid as exc:  # a bad first grid value: name the grid entry, not the section key
+            if exc.key in filled:
+                raise _Invalid(f"grid.{written[exc.key]}[0]", exc.message) from None
+            raise
     cells = _expand(base, swept, written, task_cls, list(top.quantities))
 
     return {
