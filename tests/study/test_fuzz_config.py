@@ -246,3 +246,37 @@ def test_real_subprocess_exits_2_with_one_line(tmp_path: Path, content: bytes, f
     assert done.stdout == "" and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and fragment in done.stderr, done.stderr
     assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_no_config_or_checkpoint_is_evaluated_as_code() -> None:
+    """Static check of the package sources: configs are parsed (tomllib, json), never evaluated;
+    any torch checkpoint is loaded with weights_only=True (no pickled code)."""
+    import re
+
+    import genlab
+
+    root = Path(genlab.__file__).resolve().parent
+    offenders = []
+    for source in sorted(root.rglob("*.py")):
+        text = source.read_text(encoding="utf-8")
+        for number, line in enumerate(text.splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if re.search(r"(?<![\w.])(eval|exec)\(|pickle\.loads?\(|yaml\.load\(|marshal\.loads?\(", code):
+                offenders.append(f"{source.relative_to(root)}:{number}: {line.strip()}")
+        for match in re.finditer(r"torch\.load\(", text):
+            call = text[match.start(): text.find(")", match.start()) + 1]
+            if "weights_only=True" not in call:
+                offenders.append(f"{source.relative_to(root)}: {call}")
+    assert offenders == []
+
+
+def test_a_study_name_cannot_leave_the_runs_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default run directory is runs/<name>, and a name is [A-Za-z0-9_-]+ only."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_study.Study, "run", _refuse_to_run)
+    for name in ("../../etc", "..", "a/b", "/etc/passwd", "x\\..\\y"):
+        path = tmp_path / "s.toml"
+        path.write_text(tomli_w.dumps({**BASE, "name": name}))
+        code, _, stderr = _cli(["run", str(path)])
+        assert code == 2 and f"{path}: name: must match" in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
