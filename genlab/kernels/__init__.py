@@ -9,6 +9,7 @@ from genlab.kernels._analytic import analytic_kernel
 from genlab.kernels._empirical import empirical_ntk
 from genlab.kernels._regression import (
     FunctionSpaceTrajectory,
+    IllConditionedKernelWarning,
     gd_dynamics,
     gradient_flow,
     kernel_regression,
@@ -25,6 +26,7 @@ from genlab.kernels._spectra import (
 
 __all__ = [
     "FunctionSpaceTrajectory",
+    "IllConditionedKernelWarning",
     "analytic_kernel",
     "center_kernel",
     "cka",

@@ -25,11 +25,25 @@ kernel's numerical null space: there the residual does not move and the test out
 no contribution (``Θ_* v = 0`` for a positive semi-definite joint kernel), which makes
 ``t → ∞`` the minimum-norm kernel interpolant and keeps round-off in tiny eigenvalues from
 being amplified.
+
+Ill-conditioned kernels (jitter fallback). Eigenvalues just above that cut-off (near-duplicate
+inputs, or duplicates in a kernel computed in lower precision than it is passed in) are
+inverted, and the round-off they carry, ~``rcond · max|λ|``, is amplified by up to
+``max|λ| / λ_min``. When a solve would amplify by more than ``1/τ`` with ``τ = sqrt(n · eps)``
+(eps of the kernel's dtype as given) -- ridgeless regression or the gain ``g`` of a
+non-growing mode at the largest requested time, with ``g · max|λ| > 1/τ`` -- the kernel is
+replaced by ``Θ + jitter · I``, the smallest ridge that brings the kept spectrum to
+``λ_min + jitter = τ · max|λ|`` (so at most half the significant digits are lost), and an
+:class:`IllConditionedKernelWarning` names the condition number and the jitter. Train and test
+outputs are then those of the jittered kernel (``Θ_*`` is unchanged), as in the jitter of GP
+regression. Exact null modes and growing modes (divergence) are left as described above;
+gradient descent at moderate step counts never needs the jitter (its gain is ``≤ s η / n``).
 """
 
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,10 +55,37 @@ from genlab.kernels._spectra import _as_kernel, _as_targets
 
 __all__ = [
     "FunctionSpaceTrajectory",
+    "IllConditionedKernelWarning",
     "gd_dynamics",
     "gradient_flow",
     "kernel_regression",
 ]
+
+class IllConditionedKernelWarning(UserWarning):
+    """A kernel too ill-conditioned for the requested solve: a jitter ridge was added (see
+    :mod:`genlab.kernels._regression`). Deduplicate the inputs, pass a ``ridge``, or compute
+    the kernel in float64 to avoid it."""
+
+
+def _jitter(eigenvalues: np.ndarray, amplification: float, n: int, eps: float, *, stacklevel: int) -> float:
+    """The jitter that brings the smallest of ``eigenvalues`` (the kept, non-growing modes) to
+    ``τ · max|λ|`` when ``amplification`` (round-off gain relative to max|λ|) exceeds ``1/τ``,
+    with a warning; else 0."""
+    tau = float(np.sqrt(n * eps))
+    lam_max = float(np.max(np.abs(eigenvalues), initial=0.0))
+    if lam_max == 0.0 or not amplification * tau > 1.0:
+        return 0.0
+    jitter = tau * lam_max - float(np.min(eigenvalues))
+    if jitter <= 0.0:
+        return 0.0
+    warnings.warn(
+        f"k_train_train is ill-conditioned (round-off amplified {amplification:.3g}x, limit 1/sqrt(n*eps) = {1 / tau:.3g}; "
+        f"duplicate or near-duplicate inputs?): solved with k_train_train + {jitter:.3g} * I",
+        IllConditionedKernelWarning,
+        stacklevel=stacklevel,
+    )
+    return jitter
+
 
 @dataclass(frozen=True, eq=False)
 class FunctionSpaceTrajectory:
@@ -251,6 +292,14 @@ def _spectral_dynamics(
     active = ~null
     decay, gain = np.ones((t.size, n)), np.zeros((t.size, n))
     decay[:, active], gain[:, active], growing = factors(eigenvalues[active], n)
+    calm = np.flatnonzero(active)[~growing]  # kept modes whose residual does not grow
+    if calm.size:
+        lam_max = float(np.max(np.abs(eigenvalues)))
+        amplification = float(np.max(np.abs(gain[:, calm]))) * lam_max
+        jitter = _jitter(np.concatenate([eigenvalues[calm], [lam_max]]), amplification, n, problem.eps, stacklevel=4)
+        if jitter > 0:
+            eigenvalues = eigenvalues + jitter * active
+            decay[:, active], gain[:, active], growing = factors(eigenvalues[active], n)
 
     coefficients = eigenvectors.T @ (problem.f0_train - problem.targets)  # (n, k)
     residual = eigenvectors @ (decay[:, :, None] * coefficients)  # (T, n, k)
@@ -319,10 +368,15 @@ def kernel_regression(
     n = problem.kernel.shape[0]
     cutoff = n * problem.eps if rcond is None else _as_float(rcond, "rcond", positive=False)
     eigenvalues, eigenvectors, null = _eigen(problem.kernel, cutoff)
+    kept = eigenvalues + ridge if ridge > 0 else eigenvalues[~null]
+    lam_max = float(np.max(np.abs(eigenvalues)))
+    smallest = float(np.min(np.abs(kept))) if kept.size else lam_max
+    amplification = lam_max / smallest if smallest > 0 else np.inf
+    jitter = _jitter(np.concatenate([kept, [lam_max]]), amplification, n, problem.eps, stacklevel=3)
     if ridge > 0:
-        inverse = 1.0 / (eigenvalues + ridge)
+        inverse = 1.0 / (eigenvalues + ridge + jitter)
     else:
-        inverse = np.where(null, 0.0, 1.0 / np.where(null, 1.0, eigenvalues))
+        inverse = np.where(null, 0.0, 1.0 / np.where(null, 1.0, eigenvalues + jitter))
     weights = eigenvectors @ (inverse[:, None] * (eigenvectors.T @ problem.targets))
     predictions = problem.k_test @ weights
     return predictions.reshape(predictions.shape[:1] + problem.output_shape)

@@ -447,3 +447,83 @@ def test_prior_rejects_f0_and_bad_shapes() -> None:
         gd_dynamics(k, np.ones(3), lr=0.1, steps=1, f0_train=np.ones(3), prior=(k, None, None))
     with pytest.raises(ValueError, match=r"prior\[0\] \(NNGP train-train\) must have shape \(3, 3\)"):
         gd_dynamics(k, np.ones(3), lr=0.1, steps=1, prior=(np.eye(2), None, None))
+
+
+# ---------------------------------------------------------------- ill-conditioned kernels
+
+from genlab.kernels import IllConditionedKernelWarning  # noqa: E402
+
+
+def near_duplicate_problem(offset: float = 1e-6) -> tuple[np.ndarray, ...]:
+    """RBF problem whose last 4 inputs repeat 4 others shifted by ``offset`` (near-duplicates),
+    with conflicting targets there. Measured: λ_min 9.2e-14, λ_max 6.87 (ratio 1.3e-14, just
+    above the null cut-off n eps = 5.3e-15 and far below sqrt(n eps) = 7.3e-8); jitter 5.0e-7."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(N_TRAIN - 4, DIM))
+    x = np.concatenate([x, x[:4] + offset * rng.normal(size=(4, DIM))])
+    x_test = rng.normal(size=(N_TEST, DIM))
+    return rbf(x, x), rbf(x_test, x), rng.normal(size=N_TRAIN)
+
+
+def expected_jitter(kernel: np.ndarray) -> float:
+    """The documented jitter: brings λ_min to sqrt(n eps) * λ_max (eigvalsh, independently)."""
+    lam = np.linalg.eigvalsh(kernel)
+    return np.sqrt(kernel.shape[0] * EPS) * lam[-1] - lam[0]
+
+
+# The jittered system has condition number 1/sqrt(n eps) ~ 1.4e7, so two correct solvers agree
+# to ~1e7 * eps ~ 2e-9 relative; 1e-6 leaves room for the eigen- vs Cholesky-based round-off.
+JITTER_RTOL = 1e-6
+
+
+def test_near_duplicate_inputs_fall_back_to_a_jitter_ridge_with_a_warning():
+    kernel, k_test, y = near_duplicate_problem()
+    with pytest.warns(IllConditionedKernelWarning, match="k_train_train is ill-conditioned"):
+        predictions = kernel_regression(kernel, y, k_test)
+    assert np.all(np.isfinite(predictions))
+    reference = KernelRidge(alpha=expected_jitter(kernel), kernel="precomputed").fit(kernel, y).predict(k_test)
+    assert rel_err(predictions, reference) < JITTER_RTOL
+    # Without the fallback the pseudo-inverse amplifies the conflicting targets: check it would.
+    raw = k_test @ np.linalg.pinv(kernel, rcond=N_TRAIN * EPS, hermitian=True) @ y
+    assert np.max(np.abs(raw)) > 1e3 * np.max(np.abs(reference))
+
+
+def test_flow_at_infinity_and_long_gd_on_near_duplicates_use_the_same_jitter():
+    kernel, k_test, y = near_duplicate_problem()
+    jitter = expected_jitter(kernel)
+    reference = KernelRidge(alpha=jitter, kernel="precomputed").fit(kernel, y).predict(k_test)
+    with pytest.warns(IllConditionedKernelWarning):
+        flow = gradient_flow(kernel, y, k_test, t=[1.0, np.inf])
+    assert rel_err(flow.f_test[-1], reference) < JITTER_RTOL
+    assert np.all(np.isfinite(flow.f_train)) and not flow.diverged
+    lr = 0.5 * lr_max(kernel)
+    with pytest.warns(IllConditionedKernelWarning):
+        gd = gd_dynamics(kernel, y, k_test, lr=lr, steps=[10, 10**18])
+    assert rel_err(gd.f_test[-1], reference) < JITTER_RTOL  # GD on K + jitter*I has converged
+    assert np.all(np.isfinite(gd.train_loss)) and not gd.diverged
+
+
+def test_moderate_gd_on_near_duplicates_needs_no_jitter():
+    """Gain <= s eta / n: 1000 steps amplify round-off by < 2000, no warning (errors here),
+    and the outputs equal explicit iteration of the GD recursion."""
+    kernel, k_test, y = near_duplicate_problem()
+    lr = 0.5 * lr_max(kernel)
+    traj = gd_dynamics(kernel, y, k_test, lr=lr, steps=1000)
+    train, test = iterate_gd(kernel, k_test, y[:, None], lr, 1000, np.zeros((N_TRAIN, 1)), np.zeros((N_TEST, 1)))
+    assert rel_err(traj.f_test[-1], test[-1][:, 0]) < 1e-9  # 1000 steps of float64 round-off
+
+
+def test_exact_duplicate_inputs_are_the_null_space_without_a_warning():
+    """Exactly repeated inputs give exactly repeated kernel rows: a null mode, handled by the
+    pseudo-inverse (no warning: warnings are errors). With conflicting targets there the
+    min-norm least-squares fit equals regression on the distinct inputs with averaged targets."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(N_TRAIN - 3, DIM))
+    x_dup = np.concatenate([x, x[:3]])
+    y = rng.normal(size=N_TRAIN)
+    x_test = rng.normal(size=(N_TEST, DIM))
+    predictions = kernel_regression(rbf(x_dup, x_dup), y, rbf(x_test, x_dup))
+    y_mean = y[: N_TRAIN - 3].copy()
+    y_mean[:3] = (y[:3] + y[N_TRAIN - 3:]) / 2
+    reference = rbf(x_test, x) @ np.linalg.solve(rbf(x, x), y_mean)
+    assert rel_err(predictions, reference) < 1e-9  # distinct-input RBF system, cond measured 7e2: 7e2 * eps ~ 2e-13
