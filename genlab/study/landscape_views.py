@@ -169,7 +169,7 @@ def plot_trajectory_plane(results: "Results", *, view: TrajectoryPlane | None = 
         ax.plot(*path[-1], "*", ms=9, color=colour, mec="black", mew=0.5)
     ax.set_xlabel(f"PC 1 ({100 * view.explained[0]:.1f}% of variance)")
     ax.set_ylabel(f"PC 2 ({100 * view.explained[1]:.1f}% of variance)")
-    ax.set_title(f"{results.study.name}: trajectories on their shared PCA plane", fontsize=8)
+    ax.set_title(f"{results.study.name}: trajectories on their shared PCA plane (■ start, ★ end)", fontsize=8)
     ax.legend(fontsize=6, frameon=True, loc="best")
     return fig
 
@@ -178,7 +178,7 @@ def plot_solution_barriers(results: "Results") -> "Figure":
     """Training loss along the segment between each pair of solutions (log scale)."""
     plt = _pyplot()
     frame, lines = solution_barriers(results)
-    fig, ax = plt.subplots(figsize=(4.6, 3.2), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(4.6, 3.2 + 0.16 * len(frame)), constrained_layout=True)
     t = np.linspace(0.0, 1.0, LINE_POINTS)
     for row in frame.itertuples():
         ax.plot(t, lines[(row.cell_a, row.cell_b)], "-o", ms=2.5, lw=1.0,
@@ -187,7 +187,7 @@ def plot_solution_barriers(results: "Results") -> "Figure":
     ax.set_xlabel("t  (θ = (1 − t) θ_a + t θ_b)")
     ax.set_ylabel("training loss")
     ax.set_title(f"{results.study.name}: linear paths between solutions", fontsize=8)
-    ax.legend(fontsize=5.5, frameon=False)
+    fig.legend(fontsize=6, frameon=False, loc="outside lower center", ncols=1)
     return fig
 
 
