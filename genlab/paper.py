@@ -202,6 +202,9 @@ def _seed_cache(study: "Study", run_dir: Path, sources: list[Path]) -> int:
         for source in sources:
             if source.resolve() != run_dir.resolve() and read_finished(source, cell) is not None:
                 (run_dir / CELLS_DIR).mkdir(parents=True, exist_ok=True)
+                arrays = cell_path(source, cell.id).with_suffix(".npz")  # a cell's arrays, if it kept any
+                if arrays.is_file():
+                    shutil.copyfile(arrays, cell_path(run_dir, cell.id).with_suffix(".npz"))
                 shutil.copyfile(cell_path(source, cell.id), cell_path(run_dir, cell.id))
                 copied += 1
                 break
@@ -209,9 +212,10 @@ def _seed_cache(study: "Study", run_dir: Path, sources: list[Path]) -> int:
 
 
 def run_study(paper: Paper, entry: Entry, *, draft: bool, workers: int | None = None, executor: str = "local",
-              progress: bool = False) -> "Results":
+              progress: bool = False, cell_fn: Callable[[dict[str, Any]], Any] | None = None) -> "Results":
     """The results of ``entry``'s study: read back when every cell is cached (nothing written),
-    else computed by the study runner into ``build/runs/<name>[-draft]``."""
+    else computed by the study runner into ``build/runs/<name>[-draft]`` (``cell_fn``: the
+    runner's cell function, default the real one; tests pass a fake)."""
     from genlab.study import parse
     from genlab.study._study import Results
 
@@ -222,7 +226,7 @@ def run_study(paper: Paper, entry: Entry, *, draft: bool, workers: int | None = 
     for cell in study.cells:
         record = read_finished(run_dir, cell)
         if record is None:
-            return study.run(out=run_dir, workers=workers, executor=executor, progress=progress)
+            return study.run(out=run_dir, workers=workers, executor=executor, cell_fn=cell_fn, progress=progress)
         records[cell.id] = record
     return Results(study, run_dir, records, cached=set(records))
 
@@ -371,8 +375,10 @@ class Written:
 
 
 def build(paper: Paper, *, draft: bool = False, only: list[str] | None = None, workers: int | None = None,
-          executor: str = "local", progress: bool = False, log: Callable[[str], None] | None = None) -> list[Written]:
-    """Build the figures and tables of ``paper`` (those named in ``only``, if given)."""
+          executor: str = "local", progress: bool = False, log: Callable[[str], None] | None = None,
+          cell_fn: Callable[[dict[str, Any]], Any] | None = None) -> list[Written]:
+    """Build the figures and tables of ``paper`` (those named in ``only``, if given); ``log``
+    receives one line per study and per file (written or unchanged)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -396,7 +402,8 @@ def build(paper: Paper, *, draft: bool = False, only: list[str] | None = None, w
         if key not in cache:
             if log:
                 log(f"study {entry.study}{' (draft)' if draft else ''}")
-            cache[key] = run_study(paper, entry, draft=draft, workers=workers, executor=executor, progress=progress)
+            cache[key] = run_study(paper, entry, draft=draft, workers=workers, executor=executor, progress=progress,
+                                   cell_fn=cell_fn)
         results = cache[key]
         made = recipe(results)
         files: dict[str, bytes] = {}

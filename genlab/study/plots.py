@@ -96,6 +96,11 @@ def seed_stats(rows: Any, quantity: str, by: list[str], column: str = "empirical
 
     part = rows[rows["quantity"] == quantity].copy()
     part[column] = pd.to_numeric(part[column], errors="coerce")
+    for key in by:  # swept values come back as objects from mixed-type rows: numbers when they are
+        try:
+            part[key] = pd.to_numeric(part[key])
+        except (TypeError, ValueError):
+            pass
     grouped = part.groupby(by, sort=True)[column]
     out = grouped.agg(["mean", "std", "count"]).reset_index()
     out["std"] = out["std"].fillna(0.0)
