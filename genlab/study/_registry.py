@@ -94,6 +94,8 @@ QUANTITIES: dict[str, QuantitySpec] = {
     "margin_cosine": QuantitySpec("implicit_bias", hook="margin_hook"),
     "normalized_margin": QuantitySpec("implicit_bias", hook="margin_hook"),
     "direction_test_error": QuantitySpec("implicit_bias"),
+    # optimization topic (issue 6, single-process optimizers): steps to a target training loss
+    "steps_to_target_loss": QuantitySpec("optimization", has_theory=False),
 }
 
 QUANTITY_NAMES: tuple[str, ...] = tuple(QUANTITIES)
