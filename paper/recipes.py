@@ -40,14 +40,17 @@ def lazy_vs_rich(results: "Results") -> "Figure":
         mse = seed_stats(rows, "test_mse", ["width", "alpha"])
         theory = seed_stats(rows, "test_mse", ["width", "alpha"], column="theory")
         colours = series_colours(drift["width"])
+        one_theory = theory.groupby("alpha")["mean"].nunique().max() == 1  # the NTK limit does not depend on width
+        crossovers = {}
         for width, colour in colours.items():
             d = drift[drift["width"] == width]
             errorbar_series(ax_drift, d["alpha"], d["mean"], d["std"], colour=colour, label=f"width {width}")
             m = mse[mse["width"] == width]
             errorbar_series(ax_mse, m["alpha"], m["mean"], m["std"], colour=colour, label=f"width {width}")
             t = theory[theory["width"] == width]
-            ax_mse.plot(t["alpha"], t["mean"], "-", color=colour, lw=1.0, zorder=1)
-            a_star = crossover(d["alpha"], d["mean"], threshold)
+            if not one_theory:
+                ax_mse.plot(t["alpha"], t["mean"], "-", color=colour, lw=1.0, zorder=1)
+            a_star = crossovers[width] = crossover(d["alpha"], d["mean"], threshold)
             errorbar_series(ax_collapse, d["alpha"] * np.sqrt(width), d["mean"], d["std"], colour=colour,
                             label=rf"$\alpha^*={a_star:.2g}$" if np.isfinite(a_star) else None)
         for ax in (ax_drift, ax_collapse):
@@ -61,10 +64,18 @@ def lazy_vs_rich(results: "Results") -> "Figure":
         ax_mse.set_xscale("log")
         ax_mse.set_xlabel(r"output scale $\alpha$")
         ax_mse.set_ylabel("test MSE")
-        ax_mse.plot([], [], "-", color="0.3", label="NTK prediction (line)")
+        if one_theory:
+            t = theory[theory["width"] == next(iter(colours))]
+            ax_mse.plot(t["alpha"], t["mean"], "-", color="0.2", lw=1.0, zorder=1, label="NTK prediction")
+        else:
+            ax_mse.plot([], [], "-", color="0.3", label="NTK prediction (lines)")
         ax_drift.legend(loc="lower left")
         ax_mse.legend(loc="best")
-        ax_collapse.legend(loc="lower left", title="crossover", title_fontsize=6.5)
+        found = {w: a for w, a in crossovers.items() if np.isfinite(a)}
+        title = "crossover"
+        if len(found) >= 2:
+            title += rf" ($\alpha^*\propto$ width$^{{{loglog_slope(list(found), list(found.values())):.2f}}}$)"
+        ax_collapse.legend(loc="upper right", title=title, title_fontsize=6.5)
         for ax, letter in zip(axes, "abc"):
             ax.set_title(f"({letter})", loc="left")
     return fig
