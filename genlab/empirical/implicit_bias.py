@@ -20,6 +20,9 @@ relative); for other models every quantity here is None. Conventions:
   training hook; NaN while beta_t = 0) as curves, the final value as the scalar; separable
   +-1 classification only;
 - ``direction_test_error``: misclassification rate of sign(f(x)) on the test set.
+
+:func:`sgd_epoch_mean` runs one epoch of SGD on least squares in every order of a fixed
+partition into mini-batches and averages the end points (the mean iterate of Smith et al. 2021).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from genlab.empirical._settings import TrainSettings
 from genlab.empirical._train import Hook
 from genlab.quantities import Curve, Measurement
 from genlab.theory.implicit_bias import (
+    batch_quadratics,
     cosine,
     hypentropy_solution,
     margin_of,
@@ -187,3 +191,30 @@ def direction_test_error(ctx: EmpiricalContext) -> Measurement:
     if beta is None or ctx.kind != "classification" or ctx.y_test.shape[1] != 1:
         return Measurement("direction_test_error", None)
     return Measurement("direction_test_error", float(np.mean(np.sign(ctx.x_test @ beta) != np.sign(ctx.y_test[:, 0]))))
+
+
+def sgd_epoch_mean(x: Any, y: Any, batches: Any, w0: Any, lr: float) -> np.ndarray:
+    """Mean over all m! orders of the batches of one SGD epoch on least squares from ``w0``:
+    w <- w - lr (A_k w - c_k) for each batch k in turn (torch.optim.SGD on a float64 parameter,
+    the batch loss ||X_k w - y_k||^2 / (2 B_k)). m! runs: keep m <= 6."""
+    import itertools
+    import math
+
+    a, _ = batch_quadratics(x, y, batches)  # validates the batches
+    m = a.shape[0]
+    if m > 6:
+        raise ValueError(f"batches must hold at most 6 mini-batches (m! orders are run); got {m}")
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float64))
+    yt = torch.as_tensor(np.asarray(y, dtype=np.float64).reshape(-1))
+    index = [torch.as_tensor(np.asarray(b, dtype=np.int64)) for b in batches]
+    total = torch.zeros(xt.shape[1], dtype=torch.float64)
+    for order in itertools.permutations(range(m)):
+        w = torch.nn.Parameter(torch.as_tensor(np.asarray(w0, dtype=np.float64).reshape(-1)).clone())
+        optimizer = torch.optim.SGD([w], lr=lr)
+        for k in order:
+            optimizer.zero_grad(set_to_none=True)
+            loss = 0.5 * ((xt[index[k]] @ w - yt[index[k]]) ** 2).mean()
+            loss.backward()
+            optimizer.step()
+        total += w.detach()
+    return (total / math.factorial(m)).numpy()

@@ -30,6 +30,16 @@ zero-loss solutions the optimizer reaches, predicted in closed form or by a conv
   the first bullet, whose direction is in general not the SVM's; the squared hinge has zero
   loss at finite norm, so GD stops at a point that depends on the path (no prediction).
 
+- SGD (Smith, Dherin, Barrett & De 2021, ICLR, "On the origin of implicit regularization in
+  stochastic gradient descent"): over one epoch of m mini-batches (a fixed partition, visited in
+  a uniformly random order), the MEAN SGD iterate follows, to O(m^3 eta^3), gradient flow for
+  time m eta on the modified loss
+      L_SGD(w) = L(w) + (eta / (4 m)) sum_k ||grad L_k(w)||^2,
+  while gradient flow on L itself is off by O(m^2 eta^2). :func:`sgd_modified_flow` solves that
+  flow exactly for least squares (a linear ODE: matrix exponential of the augmented system),
+  to be compared with the mean over all m! orders of an epoch of SGD
+  (genlab.empirical.implicit_bias.sgd_epoch_mean).
+
 Closed forms are sympy expressions (``expression``, ``latex``), as in genlab.theory.landscape.
 """
 
@@ -71,16 +81,19 @@ def _expressions() -> dict[str, Any]:
         "kkt_beta": 2 * alpha_pos**2 * sp.sinh(z),  # z = (X^T nu)_i
         # full row rank X (n <= d): X^+ = X^T (X X^T)^{-1}
         "min_norm": theta0 + x.T * (x * x.T).inverse() * (y - x * theta0),
+        # L + (eta / 4) G with G = (1/m) sum_k ||grad L_k||^2, the mean batch-gradient norm
+        "sgd_modified_loss": sp.Symbol("L") + sp.Symbol("eta", positive=True) / 4 * sp.Symbol("G", nonnegative=True),
     }
 
 
-_NAMES = ("hypentropy", "q_alpha", "q_alpha_gradient", "kkt_beta", "min_norm")
+_NAMES = ("hypentropy", "q_alpha", "q_alpha_gradient", "kkt_beta", "min_norm", "sgd_modified_loss")
 
 
 def expression(name: str) -> Any:
     """The sympy expression ``name``: "hypentropy" (q(z)), "q_alpha" (one coordinate of
     Q_alpha in beta and alpha), "q_alpha_gradient" (dQ_alpha/dbeta_i), "kkt_beta" (beta_i as a
-    function of z = (X^T nu)_i) or "min_norm" (theta_0 + X^T (X X^T)^{-1} (y - X theta_0))."""
+    function of z = (X^T nu)_i), "min_norm" (theta_0 + X^T (X X^T)^{-1} (y - X theta_0)) or
+    "sgd_modified_loss" (L + eta G / 4, G the mean squared batch-gradient norm)."""
     if name not in _NAMES:
         raise ValueError(f"name must be one of {', '.join(map(repr, _NAMES))}; got {name!r}")
     return _expressions()[name]
@@ -259,6 +272,41 @@ def support_fraction(beta: Any, beta_star: Any) -> float:
     support = np.flatnonzero(np.abs(beta_star) > 1e-9 * np.abs(beta_star).max())
     top = np.argsort(-beta, kind="stable")[: len(support)]
     return float(len(np.intersect1d(top, support)) / len(support))
+
+
+def batch_quadratics(x: Any, y: Any, batches: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares per batch, L_k(w) = ||X_k w - y_k||^2 / (2 B_k): grad L_k = A_k w - c_k
+    with A_k = X_k^T X_k / B_k, c_k = X_k^T y_k / B_k; returns (A (m, d, d), c (m, d))."""
+    x, y = _check_xy(x, y)
+    index = [np.asarray(b, dtype=np.int64) for b in batches]
+    if not index or any(len(b) == 0 for b in index):
+        raise ValueError("batches must be a non-empty list of non-empty index arrays")
+    a = np.stack([x[b].T @ x[b] / len(b) for b in index])
+    c = np.stack([x[b].T @ y[b] / len(b) for b in index])
+    return a, c
+
+
+def sgd_modified_flow(x: Any, y: Any, batches: Any, w0: Any, lr: float, *, modified: bool = True) -> np.ndarray:
+    """Gradient flow for time ``m * lr`` (one epoch) from ``w0`` on L_SGD (``modified=True``) or
+    on L = mean_k L_k, for least squares split into the mini-batches ``batches``.
+
+    grad L_SGD = M w - v with M = A + (lr / 2m) sum_k A_k^2, v = c + (lr / 2m) sum_k A_k c_k
+    (A, c the batch means); the flow is exp(t [[-M, v], [0, 0]]) applied to (w0, 1).
+    """
+    from scipy.linalg import expm
+
+    a, c = batch_quadratics(x, y, batches)
+    m, d = c.shape
+    w0 = np.asarray(w0, dtype=np.float64).reshape(-1)
+    if w0.shape != (d,):
+        raise ValueError(f"w0 must have d = {d} entries; got {w0.shape}")
+    big_m, v = a.mean(0), c.mean(0)
+    if modified:
+        big_m = big_m + lr / (2 * m) * np.einsum("kij,kjl->il", a, a)
+        v = v + lr / (2 * m) * np.einsum("kij,kj->i", a, c)
+    generator = np.zeros((d + 1, d + 1))
+    generator[:d, :d], generator[:d, d] = -big_m, v
+    return (expm(m * lr * generator) @ np.append(w0, 1.0))[:d]
 
 
 # ---------------------------------------------------------------------------------------------
