@@ -9,6 +9,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.genlab-installed
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: quickstart test bench clean-venv
 
@@ -26,7 +27,7 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) bench/bench_empirical_ntk.py
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

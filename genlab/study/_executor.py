@@ -228,7 +228,10 @@ class _Pool:
                         ident, config = queue.popleft()
                         attempts[ident] += 1
                         busy[i] = (ident, config)
-                        conn.send((cell_fn, ident, config))
+                        try:
+                            conn.send((cell_fn, ident, config))
+                        except OSError:  # the worker just died: its sentinel reports it below
+                            pass
                 handles = [h for conn, process in self.slots for h in (conn, process.sentinel)]
                 ready = set(wait_any(handles))
                 for i, (conn, process) in enumerate(self.slots):
