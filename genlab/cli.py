@@ -203,10 +203,10 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out is not None else study.default_run_dir()
     if out.exists() and not out.is_dir():
         raise UsageError(f"argument --out: {out} exists and is not a directory")
-    print(study.describe())
-    print(f"  out    {out}")
     if args.address is not None and args.executor != "ray":
         raise UsageError("argument --address: only used with --executor ray")
+    print(study.describe())
+    print(f"  out    {out}")
     from genlab.study import RunInterrupted
 
     try:

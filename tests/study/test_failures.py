@@ -13,6 +13,7 @@ import pytest
 from genlab.study import LocalExecutor, parse
 from tests.study.conftest import study_dict
 from tests.study.fake_cells import calls
+from tests.study.fake_cells import fake_cell as fake_cell_counted
 from tests.study import fault_cells
 
 GRID = {"width": [8, fault_cells.VICTIM_WIDTH], "seed": [0, 1]}  # 4 cells, the 2 of width 16 are victims
@@ -87,3 +88,31 @@ def test_a_cell_that_always_kills_its_worker_fails_after_bounded_retries(tmp_pat
 def test_retry_count_is_validated() -> None:
     with pytest.raises(ValueError, match="max_retries must be None or an int >= 0"):
         LocalExecutor(2, max_retries=-1)
+
+
+def test_resources_are_recorded_but_not_part_of_the_cell_hash(tmp_path: Path, counter: Path) -> None:
+    """[resources] travels in config.toml (so `genlab table` reloads it) but changing it, as when
+    a study moves to a cluster, recomputes nothing; cpus sets the worker threads."""
+    from genlab.study import open_run
+    from tests.study.fake_cells import thread_env_cell
+
+    study = parse(study_dict(grid=GRID))
+    study.run(out=tmp_path / "run", workers=1, cell_fn=fake_cell_counted)
+    moved = parse({**study_dict(grid=GRID), "resources": {"cpus": 1, "gpus": 0.5, "max_retries": 5}})
+    assert [c.id for c in moved.cells] == [c.id for c in study.cells]
+    again = moved.run(out=tmp_path / "run", workers=1, cell_fn=fake_cell_counted)
+    assert again.cells["cached"].all() and calls(counter) == len(study.cells)
+    assert open_run(tmp_path / "run").study.resources == {"cpus": 1, "gpus": 0.5, "max_retries": 5}
+    threads = moved.run(out=tmp_path / "threads", workers=2, cell_fn=thread_env_cell)
+    infos = [json.loads((tmp_path / "threads" / "cells" / f"{c.id}.json").read_text())["output"]["info"] for c in moved.cells]
+    assert {info["omp_threads"] for info in infos} == {"1"}
+    assert threads.failed == []
+
+
+def test_cli_address_needs_the_ray_executor(write_study, capsys: pytest.CaptureFixture) -> None:
+    from genlab.cli import main
+
+    assert main(["run", str(write_study()), "--address", "auto"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == ["genlab run: error: argument --address: only used with --executor ray"]
+    assert captured.out == ""
