@@ -177,3 +177,24 @@ def test_genlab_run_rejects_bad_optimizer_config(tmp_path, capsys, train_section
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and key in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_steps_to_target_loss_is_the_first_measured_step_below_target() -> None:
+    """Against a plain scan of the recorded curve: the first measured step whose loss is <= 5% of
+    the initial loss; NaN never counts; None when the target is not reached."""
+    from genlab.empirical._context import EmpiricalContext
+    from genlab.empirical.optimization import TARGET_FRACTION, first_step_below, steps_to_target_loss
+
+    assert first_step_below(np.array([0, 10, 20, 30]), np.array([2.0, np.nan, 0.1, 0.05]), 0.1) == 20
+    assert first_step_below(np.array([0, 10]), np.array([2.0, 1.0]), 0.1) is None
+    x, _ = _data()
+    y = 0.3 * x[:, :2]  # a learnable target: the loss falls to ~3% of its start (measured)
+    net = _net()
+    run = train(net, x, y, TrainSettings(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=8, steps=300, measure_every=10))
+    ctx = EmpiricalContext(x, y, x, y, "regression", TrainSettings(), _net(), net, run)
+    expected = None
+    for step, loss in zip(run.steps, run.train_loss, strict=True):
+        if loss <= TARGET_FRACTION * run.train_loss[0]:
+            expected = float(step)
+            break
+    assert expected is not None and steps_to_target_loss(ctx).value == expected
