@@ -34,6 +34,9 @@ class EmpiricalContext:
     module: nn.Module  # the trained network
     run: TrainingRun
     cache: dict[str, Any] = field(default_factory=dict)
+    # The task's meta (genlab.tasks.Task.meta: resolved params, target direction w, ...) when the
+    # caller passes it; quantities that need it fall back (or return None) when it is empty.
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def probe(self) -> tuple[np.ndarray, np.ndarray]:

@@ -67,3 +67,53 @@ def init_kernel_test_mse(ctx: EmpiricalContext) -> Measurement:
 def after_kernel_test_mse(ctx: EmpiricalContext) -> Measurement:
     value = None if ctx.run.diverged else _kernel_test_mse(ctx, ctx.module)
     return Measurement("after_kernel_test_mse", value)
+
+
+def nngp_test_mse(ctx: EmpiricalContext) -> Measurement:
+    from genlab.models._torch import layer_scales
+
+    net = ctx.module0.module if isinstance(ctx.module0, OutputScaled) else ctx.module0
+    spec = net.spec
+    phi_train, phi_test = hidden_features(net, ctx.x_train), hidden_features(net, ctx.x_test)
+    c_w, s_w, c_b, s_b = layer_scales(
+        spec.parametrization, "readout" if spec.depth else "input", fan_in=phi_train.shape[1],
+        fan_out=spec.out_dim, width=net.width, w_std=spec.w_std, b_std=spec.b_std,
+    )
+    bias = 0.0 if c_b is None else (c_b * s_b) ** 2
+    scale = (c_w * s_w) ** 2
+    k_train = scale * phi_train @ phi_train.T + bias
+    k_test = scale * phi_test @ phi_train.T + bias
+    return Measurement("nngp_test_mse", mean_squared_error(kernel_regression(k_train, ctx.y_train, k_test), ctx.y_test))
+
+
+def target_direction(ctx: EmpiricalContext) -> np.ndarray | None:
+    """The single-index direction w: from the task's meta, else estimated (module docstring)."""
+    if ctx.meta.get("w") is not None:
+        w = np.asarray(ctx.meta["w"], dtype=np.float64)
+        return w / np.linalg.norm(w)
+    x, y = ctx.x_test.reshape(len(ctx.x_test), -1), ctx.y_test
+    if y.shape[1] != 1:
+        return None
+    d = x.shape[1]
+    rows, cols = np.triu_indices(d)
+    design = np.concatenate([np.ones((len(x), 1)), x, x[:, rows] * x[:, cols]], axis=1)
+    if design.shape[0] <= design.shape[1]:
+        return None
+    coef = np.linalg.lstsq(design, y[:, 0], rcond=None)[0]
+    quad = np.zeros((d, d))
+    quad[rows, cols] = coef[1 + d:]
+    quad = 0.5 * (quad + quad.T)
+    eigenvalues, eigenvectors = np.linalg.eigh(quad)
+    if np.max(np.abs(eigenvalues)) < 1e-8:
+        return None
+    return eigenvectors[:, int(np.argmax(np.abs(eigenvalues)))]
+
+
+def first_layer_alignment(ctx: EmpiricalContext) -> Measurement:
+    net = ctx.module.module if isinstance(ctx.module, OutputScaled) else ctx.module
+    w = target_direction(ctx)
+    if ctx.run.diverged or w is None or net.spec.kind != "fc" or net.spec.depth == 0:
+        return Measurement("first_layer_alignment", None)
+    layer = net.hidden[0]
+    a = layer.weight.detach().cpu().double().numpy() * layer.weight_multiplier
+    return Measurement("first_layer_alignment", float(np.sum((a @ w) ** 2) / np.sum(a**2)))

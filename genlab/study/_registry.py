@@ -83,17 +83,9 @@ QUANTITIES: dict[str, QuantitySpec] = {
     "frobenius_distance": QuantitySpec("generalization", has_theory=False),
     "pacbayes_flatness": QuantitySpec("generalization", has_theory=False),
     "pacbayes_bound": QuantitySpec("generalization", has_theory=False),
+    "pacbayes_kl": QuantitySpec("generalization", has_theory=False),
     "nngp_test_mse": QuantitySpec("features"),
     "first_layer_alignment": QuantitySpec("features"),
-    # implicit_bias topic: implicit-regularization solutions of linear predictors
-    "solution_distance": QuantitySpec("implicit_bias"),
-    "solution_l1": QuantitySpec("implicit_bias"),
-    "solution_l2": QuantitySpec("implicit_bias"),
-    "support_recovery": QuantitySpec("implicit_bias"),
-    "solution_test_mse": QuantitySpec("implicit_bias"),
-    "margin_cosine": QuantitySpec("implicit_bias", hook="margin_hook"),
-    "normalized_margin": QuantitySpec("implicit_bias", hook="margin_hook"),
-    "direction_test_error": QuantitySpec("implicit_bias"),
     # optimization topic (issue 6, single-process optimizers): steps to a target training loss
     "steps_to_target_loss": QuantitySpec("optimization", has_theory=False),
 }

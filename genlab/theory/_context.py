@@ -34,6 +34,9 @@ class TheoryContext:
     kind: str
     steps: np.ndarray  # the measured steps, where curves are predicted
     cache: dict[str, Any] = field(default_factory=dict)
+    # The task's meta (genlab.tasks.Task.meta: resolved params, target direction w, ...) when the
+    # caller passes it; quantities that need it fall back (or return None) when it is empty.
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def cached(self, key: str, compute: Any) -> Any:
         if key not in self.cache:
