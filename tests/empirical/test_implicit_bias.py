@@ -114,3 +114,21 @@ def test_mean_sgd_epoch_follows_the_modified_flow() -> None:
     slope = {k: np.polyfit(np.log(lrs), np.log(v), 1)[0] for k, v in errors.items()}
     assert 2.7 < slope[True] < 3.3 and 1.7 < slope[False] < 2.3, slope
     assert all(a < 0.2 * b for a, b in zip(errors[True], errors[False]))
+
+
+def test_diag_linear_spec_realisation() -> None:
+    from genlab.models import DiagonalLinear, SpecError
+
+    spec = ArchSpec(kind="diag_linear", w_std=0.5)
+    net = spec.to_torch(7, input_shape=(4,), seed=0, dtype=torch.float64)
+    assert isinstance(net, DiagonalLinear) and torch.all(net.u == 0.5) and torch.all(net.v == 0.5)
+    x = torch.randn(3, 4, dtype=torch.float64)
+    with torch.no_grad():
+        net.u.add_(torch.arange(4.0, dtype=torch.float64))
+        np.testing.assert_allclose(net(x)[:, 0].numpy(), (x @ (net.u**2 - net.v**2)).numpy(), rtol=1e-15)
+    with pytest.raises(SpecError, match="no neural-tangents kernel"):
+        spec.to_stax()
+    with pytest.raises(SpecError, match="needs depth = 2 and out_dim = 1"):
+        ArchSpec(kind="diag_linear", depth=3)
+    with pytest.raises(SpecError, match="input_shape must be a tuple"):
+        spec.to_torch(1, input_shape=(4, 2), seed=0)
