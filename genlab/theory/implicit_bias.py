@@ -341,7 +341,7 @@ def _initial_beta(ctx: TheoryContext) -> np.ndarray:
     return ctx.cached("implicit_bias/beta0", compute)
 
 
-def predicted_solution(ctx: TheoryContext) -> np.ndarray | None:
+def _predicted_solution(ctx: TheoryContext) -> np.ndarray | None:
     """The predicted limit of the trained linear predictor under the MSE: min-norm from beta_0
     (linear model) or the Q_alpha solution (diagonal net, alpha = w_std, not output-scaled);
     None for other models, losses or optimizers other than plain GD/SGD."""
@@ -360,7 +360,7 @@ def predicted_solution(ctx: TheoryContext) -> np.ndarray | None:
     return ctx.cached("implicit_bias/solution", compute)
 
 
-def predicted_direction(ctx: TheoryContext) -> np.ndarray | None:
+def _predicted_direction(ctx: TheoryContext) -> np.ndarray | None:
     """The predicted direction of a linear classifier: the SVM direction for the logistic loss
     (Soudry et al. 2018), the min-norm / least-squares solution for the MSE; None otherwise."""
     s = ctx.settings
@@ -373,7 +373,7 @@ def predicted_direction(ctx: TheoryContext) -> np.ndarray | None:
     if s.loss == "mse" and ctx.centered:
         return min_norm_solution(ctx.x_train, ctx.y_train)
     if s.loss == "mse":
-        return predicted_solution(ctx)
+        return _predicted_solution(ctx)
     return None
 
 
@@ -387,27 +387,27 @@ def _svm(ctx: TheoryContext) -> np.ndarray:
 
 def solution_distance(ctx: TheoryContext) -> Prediction:
     """||beta_T - beta_pred|| / ||beta_pred||: predicted 0 wherever a solution is predicted."""
-    return Prediction("solution_distance", None if predicted_solution(ctx) is None else 0.0)
+    return Prediction("solution_distance", None if _predicted_solution(ctx) is None else 0.0)
 
 
 def solution_l1(ctx: TheoryContext) -> Prediction:
-    beta = predicted_solution(ctx)
+    beta = _predicted_solution(ctx)
     return Prediction("solution_l1", None if beta is None else float(np.abs(beta).sum()))
 
 
 def solution_l2(ctx: TheoryContext) -> Prediction:
-    beta = predicted_solution(ctx)
+    beta = _predicted_solution(ctx)
     return Prediction("solution_l2", None if beta is None else float(np.linalg.norm(beta)))
 
 
 def support_recovery(ctx: TheoryContext) -> Prediction:
-    beta, star = predicted_solution(ctx), planted_beta(ctx.x_test, ctx.y_test)
+    beta, star = _predicted_solution(ctx), planted_beta(ctx.x_test, ctx.y_test)
     return Prediction("support_recovery", None if beta is None or star is None else support_fraction(beta, star))
 
 
 def solution_test_mse(ctx: TheoryContext) -> Prediction:
     """Test MSE of the predicted linear predictor, mean of (f - y)^2."""
-    beta = predicted_solution(ctx)
+    beta = _predicted_solution(ctx)
     if beta is None:
         return Prediction("solution_test_mse", None)
     return Prediction("solution_test_mse", float(np.mean((ctx.x_test @ beta - ctx.y_test[:, 0]) ** 2)))
@@ -416,20 +416,20 @@ def solution_test_mse(ctx: TheoryContext) -> Prediction:
 def margin_cosine(ctx: TheoryContext) -> Prediction:
     """cos(beta_T, w_svm): 1 for the logistic loss (reached as t -> inf), cos(beta_pred, w_svm)
     for the MSE."""
-    direction = predicted_direction(ctx)
+    direction = _predicted_direction(ctx)
     return Prediction("margin_cosine", None if direction is None else cosine(direction, _svm(ctx)))
 
 
 def normalized_margin(ctx: TheoryContext) -> Prediction:
     """min_i y_i <beta, x_i> / ||beta|| of the predicted direction (1/||w_svm|| for logistic)."""
-    direction = predicted_direction(ctx)
+    direction = _predicted_direction(ctx)
     value = None if direction is None else margin_of(direction, ctx.x_train, ctx.y_train)
     return Prediction("normalized_margin", value)
 
 
 def direction_test_error(ctx: TheoryContext) -> Prediction:
     """Misclassification rate of sign(<beta_pred, x>) on the test set."""
-    direction = predicted_direction(ctx)
+    direction = _predicted_direction(ctx)
     if direction is None:
         return Prediction("direction_test_error", None)
     return Prediction("direction_test_error", float(np.mean(np.sign(ctx.x_test @ direction) != np.sign(ctx.y_test[:, 0]))))
