@@ -142,6 +142,9 @@ class TrainSettings:
         """The rules of the large-batch and genlab.optim fields."""
         if not _int(self.base_batch) or self.base_batch < 1:
             raise SettingsError(f"train.base_batch must be an int >= 1; got {self.base_batch!r}")
+        if self.lr_scaling != "none" and self.optimizer == "gd":
+            # full-batch GD is paired with lr-based closed forms; set its lr directly
+            raise SettingsError("train.lr_scaling must be 'none' for optimizer 'gd' (its batch is the training set); use optimizer 'sgd'")
         for name, low, strict in (
             ("sam_rho", 0.0, False), ("asam_eta", 0.0, False), ("entropy_sgd_lr", 0.0, True),
             ("entropy_sgd_gamma", 0.0, True), ("entropy_sgd_scoping", 0.0, False),

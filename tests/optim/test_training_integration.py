@@ -151,6 +151,7 @@ def test_linear_scaling_rule_and_warmup_constant() -> None:
         ({"lars_trust": 0.0}, r"train\.lars_trust must be a finite float > 0; got 0\.0"),
         ({"lr_scaling": "sqrt"}, r"train\.lr_scaling must be one of 'none', 'linear'; got 'sqrt'"),
         ({"base_batch": 0}, r"train\.base_batch must be an int >= 1; got 0"),
+        ({"optimizer": "gd", "lr_scaling": "linear"}, r"train\.lr_scaling must be 'none' for optimizer 'gd'"),
     ],
 )
 def test_bad_optimizer_settings_name_the_key(kwargs: dict, match: str) -> None:
