@@ -54,10 +54,14 @@ def world_size() -> int:
     return dist.get_world_size() if _active() else 1
 
 
-def init_from_env(backend: str = "auto", timeout_s: float = 120.0) -> str:
+def init_from_env(backend: str = "auto", timeout_s: float = 600.0) -> str:
     """Join the process group described by the launcher's environment; returns the backend.
 
-    ``backend="auto"`` picks nccl when CUDA is available, else gloo.
+    ``backend="auto"`` picks nccl when CUDA is available, else gloo. ``timeout_s`` bounds every
+    collective; it is long because a dead peer is detected by torchrun's agent (which watches the
+    worker processes and restarts the group), not by the timeout, while a restarted group on a
+    busy machine can take minutes to reach its first collective (measured: > 120 s at load 12
+    on 2 cores).
     """
     import datetime
 
@@ -65,8 +69,25 @@ def init_from_env(backend: str = "auto", timeout_s: float = 120.0) -> str:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend not in ("gloo", "nccl"):
         raise ValueError(f"parallel.backend must be 'auto', 'gloo' or 'nccl'; got {backend!r}")
-    if not _active():
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+    if _active():
+        return backend
+    timeout = datetime.timedelta(seconds=timeout_s)
+    if "TORCHELASTIC_RESTART_COUNT" not in os.environ:  # spawned or plain launch: env:// as usual
+        dist.init_process_group(backend=backend, timeout=timeout)
+        return backend
+    # Under torchrun the workers talk through the agent's store, which outlives a restart of the
+    # group; the keys of the previous incarnation (e.g. gloo's listening addresses of dead
+    # workers) are still there and a restarted group reads them (measured: "connectFullMesh
+    # failed ... Connection refused" after a kill, torch 2.13). A prefix unique to this
+    # incarnation (restart count and world size: a restart after a failure increments the first,
+    # a membership change alters the second) keeps each incarnation's keys apart.
+    rank_, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=not agent_store and rank_ == 0, timeout=timeout, multi_tenant=not agent_store)
+    prefix = f"genlab/restart{os.environ['TORCHELASTIC_RESTART_COUNT']}/world{world}"
+    dist.init_process_group(backend=backend, store=dist.PrefixStore(prefix, store), rank=rank_, world_size=world,
+                            timeout=timeout)
     return backend
 
 
