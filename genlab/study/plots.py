@@ -14,7 +14,11 @@ if TYPE_CHECKING:
     from genlab.study._study import Results
 
 #: Quantities whose y axis spans decades (log scale).
-LOG_QUANTITIES = ("train_loss_curve", "test_loss_curve", "ntk_drift", "sharpness")
+LOG_QUANTITIES = ("train_loss_curve", "test_loss_curve", "ntk_drift", "sharpness", "spectral_density")
+#: Curves with more points than this are drawn as lines (a density on a fine grid), not markers.
+DENSE_CURVE = 100
+#: A log-scale density is shown down to this fraction of its peak (its Gaussian tails underflow).
+DENSITY_FLOOR = 1e-7
 
 
 def curve_quantities(results: "Results") -> list[str]:
@@ -45,6 +49,7 @@ def plot_curves(results: "Results", quantity: str, *, ax: Any = None) -> "Figure
     params = [c for c in cells.columns if c not in ("status", "cached", "wall_s")]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     x_key = t_key = None
+    any_theory = False
     for i, (ident, curves) in enumerate(results.curves.items()):
         data = curves.get(quantity)
         if not data:
@@ -53,16 +58,21 @@ def plot_curves(results: "Results", quantity: str, *, ax: Any = None) -> "Figure
         label = _label({p: cells.loc[ident, p] for p in params})
         x_key = next((k for k in data if k.startswith("empirical_")), None)
         if x_key is not None:
-            ax.plot(data[x_key], data["empirical"], "o", ms=3, color=colour, label=label)
+            style = {"ls": "-", "lw": 1.0} if len(data[x_key]) > DENSE_CURVE else {"ls": "", "marker": "o", "ms": 3}
+            ax.plot(data[x_key], data["empirical"], color=colour, label=label, **style)
         t_key = next((k for k in data if k.startswith("theory_")), None)
         if t_key is not None:
+            any_theory = True
             ax.plot(data[t_key], data["theory"], "-", lw=1.2, color=colour)
     x_label = (x_key or t_key or "x_step").split("_", 1)[1]
     ax.set_xlabel(x_label)
     ax.set_ylabel(quantity.replace("_curve", "").replace("_", " "))
     if quantity in LOG_QUANTITIES:
         ax.set_yscale("log")
-    ax.set_title(f"{results.study.name}: {quantity} (markers: measured, lines: theory)", fontsize=8)
+    if quantity == "spectral_density":
+        ax.set_ylim(bottom=DENSITY_FLOOR * max(max(c[quantity]["empirical"]) for c in results.curves.values() if quantity in c))
+    legend = "markers: measured, lines: theory" if any_theory else "measured"
+    ax.set_title(f"{results.study.name}: {quantity} ({legend})", fontsize=8)
     ax.legend(fontsize=6, frameon=False)
     return fig
 
