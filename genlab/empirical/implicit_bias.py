@@ -175,7 +175,9 @@ def _margin_measurement(ctx: EmpiricalContext, name: str) -> Measurement:
     values = ctx.run.measurements.get(name)
     if values is None or ctx.run.diverged or _final(ctx) is None:
         return Measurement(name, None)
-    return Measurement(name, float(values[-1]), Curve(ctx.run.steps, values))
+    steps = np.asarray(ctx.run.steps)
+    after = steps >= 1  # against log10(step): the 1/log t approach is a straight line there
+    return Measurement(name, float(values[-1]), Curve(np.log10(steps[after]), np.asarray(values)[after], x_label="log10_step"))
 
 
 def margin_cosine(ctx: EmpiricalContext) -> Measurement:
