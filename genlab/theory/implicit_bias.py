@@ -65,14 +65,13 @@ DUAL_TOL = 1e-10
 def _expressions() -> dict[str, Any]:
     import sympy as sp
 
-    z, alpha, b = sp.symbols("z alpha beta", real=True)
+    z, b = sp.symbols("z beta", real=True)
     alpha_pos = sp.Symbol("alpha", positive=True)
     n, d = sp.symbols("n d", positive=True, integer=True)
     x = sp.MatrixSymbol("X", n, d)
     y = sp.MatrixSymbol("y", n, 1)
     theta0 = sp.MatrixSymbol("theta_0", d, 1)
     q = 2 - sp.sqrt(4 + z**2) + z * sp.asinh(z / 2)
-    del alpha
     return {
         "symbols": {"z": z, "alpha": alpha_pos, "beta": b, "X": x, "y": y, "theta_0": theta0},
         "hypentropy": q,
