@@ -25,6 +25,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -326,7 +327,9 @@ class RayExecutor:
             options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
             if self.address is None:
                 options["num_cpus"] = self.workers
-            ray.init(address=self.address, **options)
+            with warnings.catch_warnings():  # Ray forks and execs its daemons at once: jax's fork warning is moot
+                warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+                ray.init(address=self.address, **options)
         task = ray.remote(execute_cell).options(num_cpus=self.cpus, num_gpus=self.gpus,
                                                 max_retries=self.max_retries, retry_exceptions=False)
         refs = {task.remote(cell_fn, ident, config, self.cpus, None): ident for ident, config in items}
