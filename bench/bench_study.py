@@ -10,11 +10,11 @@ What is measured (``time.perf_counter`` around subprocesses or calls, wall clock
 * executor overhead per cell: a no-op cell function (no torch) on N = 8 and N = 40 cells, with
   ``LocalExecutor(2)`` and ``RayExecutor(2)`` (one local Ray instance of 2 CPUs for both sizes;
   its ``ray.init`` time is reported apart: ``genlab run --executor ray`` pays it once per run);
-  the slope between the two sizes is the per-cell overhead.
+  the slope between the two sizes is the per-cell overhead, after one warm-up call of 2 cells.
 
-``--quick``: a reduced quickstart (steps 500 -> 50), 3 --help runs, N = 4 and 12 cells.
+``--quick``: a reduced quickstart (steps 500 -> 50), 3 --help runs, N = 4 and 24 cells.
 
-Usage: ``.venv/bin/python bench/bench_study.py [--quick] [--out PATH]``.
+Usage: ``.venv/bin/python bench/bench_study.py [--quick] [--out PATH] [--parts throughput startup overhead]``.
 """
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ def executor_overhead(sizes: tuple[int, int]) -> list[str]:
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
             start_up = f"ray.init: {time.perf_counter() - tick:.2f} s"
         try:
+            _executor_seconds(kind, 2)  # warm-up: Ray starts its worker processes lazily, on the first tasks
             small, large = (_executor_seconds(kind, n) for n in sizes)
         finally:
             if kind == "ray":
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="reduced quickstart and fewer repeats (smoke test)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"markdown report (default {DEFAULT_OUT})")
+    parser.add_argument("--parts", nargs="+", choices=("throughput", "startup", "overhead"),
+                        default=["throughput", "startup", "overhead"], help="which measurements (default all)")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     started = time.perf_counter()
@@ -128,9 +131,12 @@ def main(argv: list[str] | None = None) -> None:
         lines = [f"# Study runner{' (--quick)' if args.quick else ''}", "",
                  f"Machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
                  f"load average before: {', '.join(f'{v:.2f}' for v in os.getloadavg())}.", ""]
-        lines += quickstart(folder, args.quick)
-        lines += startup(3 if args.quick else 7)
-        lines += executor_overhead((4, 12) if args.quick else (8, 40))
+        if "throughput" in args.parts:
+            lines += quickstart(folder, args.quick)
+        if "startup" in args.parts:
+            lines += startup(3 if args.quick else 7)
+        if "overhead" in args.parts:
+            lines += executor_overhead((4, 24) if args.quick else (8, 40))
         lines += [f"Total benchmark wall time: {time.perf_counter() - started:.0f} s.", ""]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
