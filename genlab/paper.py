@@ -333,7 +333,7 @@ def provenance(results: "Results", entry: Entry, *, kind: str, draft: bool, file
         "results_hash": _results_hash(results),
         "cells": len(results.study.cells),
         "failed_cells": len(results.failed),
-        "draft": entry.draft.model_dump() if draft else None,
+        "draft": entry.draft.model_dump() if draft and entry.draft != _Draft() else None,  # None: the full study
         "run_dir": str(results.run_dir),
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
         "genlab": __version__,
