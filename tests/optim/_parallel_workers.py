@@ -27,13 +27,20 @@ def _join(rank: int, world: int, port: int) -> None:
     init_from_env("gloo")
 
 
-def quadratic_round(rank: int, world: int, port: int, out: str) -> None:
+def checks(rank: int, world: int, port: int, out: str) -> None:
+    """Both checks below in one process group (one spawn: process start-up dominates)."""
+    _join(rank, world, port)
+    results = {"quadratic": _quadratic_round(rank), "regression": _regression_convergence(rank)}
+    torch.save(results, Path(out) / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def _quadratic_round(rank: int) -> dict:
     """One round (tau = 1, lr = 0.1) of every optimizer on the two quadratics."""
     from genlab.optim.easgd import EASGD
     from genlab.optim.local_sgd import DataParallelSGD, LocalSGD
     from genlab.optim.lsgd import LSGD
 
-    _join(rank, world, port)
     makers = {
         "easgd_sync": lambda p: EASGD(p, lr=0.1, alpha=0.25, tau=1, mode="sync"),
         "easgd_async": lambda p: EASGD(p, lr=0.1, alpha=0.25, tau=1, mode="async"),
@@ -51,17 +58,15 @@ def quadratic_round(rank: int, world: int, port: int, out: str) -> None:
         loss.backward()
         ended = opt.step(loss=float(loss.detach()))
         results[name] = torch.cat([x.detach().clone(), opt.center(), torch.tensor([float(ended), opt.spread], dtype=torch.float64)])
-    torch.save(results, Path(out) / f"rank{rank}.pt")
-    dist.destroy_process_group()
+    return results
 
 
-def regression_convergence(rank: int, world: int, port: int, out: str) -> None:
+def _regression_convergence(rank: int) -> dict:
     """Minibatch SGD on noise-free linear regression (convex, interpolating) with every optimizer."""
     from genlab.optim.easgd import EASGD
     from genlab.optim.local_sgd import DataParallelSGD, LocalSGD
     from genlab.optim.lsgd import LSGD
 
-    _join(rank, world, port)
     gen = torch.Generator().manual_seed(7)  # the same data on every rank
     X = torch.randn(64, 3, generator=gen, dtype=torch.float64)
     w_true = torch.tensor([1.5, -2.0, 0.5], dtype=torch.float64)
@@ -86,8 +91,7 @@ def regression_convergence(rank: int, world: int, port: int, out: str) -> None:
             opt.step(loss=float(loss.detach()))
         results[name] = torch.cat([opt.center(), w.detach().clone()])
     results["X"], results["y"] = X, y
-    torch.save(results, Path(out) / f"rank{rank}.pt")
-    dist.destroy_process_group()
+    return results
 
 
 def spawn(fn: object, world: int, out: Path) -> list[dict]:

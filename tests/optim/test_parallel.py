@@ -39,8 +39,14 @@ HAND = {  # name -> (x_0, x_1, center, spread)
 
 
 @pytest.fixture(scope="module")
-def quadratic(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    return workers.spawn(workers.quadratic_round, 2, tmp_path_factory.mktemp("quad"))
+def spawned(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """Both checks on one group of 2 spawned gloo workers."""
+    return workers.spawn(workers.checks, 2, tmp_path_factory.mktemp("spawned"))
+
+
+@pytest.fixture(scope="module")
+def quadratic(spawned: list[dict]) -> list[dict]:
+    return [r["quadratic"] for r in spawned]
 
 
 @pytest.mark.parametrize("name", list(HAND))
@@ -55,8 +61,8 @@ def test_one_round_on_two_workers_by_hand(quadratic: list[dict], name: str) -> N
 
 
 @pytest.fixture(scope="module")
-def regression(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    return workers.spawn(workers.regression_convergence, 2, tmp_path_factory.mktemp("reg"))
+def regression(spawned: list[dict]) -> list[dict]:
+    return [r["regression"] for r in spawned]
 
 
 @pytest.mark.parametrize("name", ["easgd_sync", "easgd_async", "lsgd", "local_sgd", "data_parallel"])
@@ -93,12 +99,13 @@ tau = 5
 measurements = 2
 sharpness_samples = 100
 [sweep]
-method = ["easgd", "lsgd"]
+method = ["lsgd"]
 """
 
 
 def test_cli_runs_two_workers_and_writes_the_run_directory(tmp_path: Path) -> None:
-    """End to end through `genlab train-parallel` with 2 spawned workers: the files, one row per
+    """End to end through `genlab train-parallel` with 2 spawned workers (Leader SGD, the method
+    with the most collectives per round): the files, one row per
     round, the budget (3200 samples = 100 steps per worker = 20 rounds), the sharpness on the
     schedule, and a center that learned (test error < 0.5 from ~0.9 at init on 10 classes)."""
     config = tmp_path / "tiny.toml"
@@ -108,8 +115,8 @@ def test_cli_runs_two_workers_and_writes_the_run_directory(tmp_path: Path) -> No
     for name in ("summary.csv", "table.md", "figure.png", "config.json"):
         assert (out / name).is_file()
     summary = pd.read_csv(out / "summary.csv")
-    assert list(summary["method"]) == ["easgd", "lsgd"] and set(summary["nproc"]) == {2}
-    for method in ("easgd", "lsgd"):
+    assert list(summary["method"]) == ["lsgd"] and set(summary["nproc"]) == {2}
+    for method in ("lsgd",):
         rounds = pd.read_csv(out / f"{method}-p2" / "rounds.csv")
         assert list(rounds["round"]) == list(range(21)) and rounds["samples"].iloc[-1] == 3200
         assert rounds["sharpness"].notna().sum() == 3  # init, round 10, round 20
@@ -118,9 +125,9 @@ def test_cli_runs_two_workers_and_writes_the_run_directory(tmp_path: Path) -> No
         result = json.loads((out / f"{method}-p2" / "result.json").read_text())
         assert result["rounds"] == 20 and result["communications"] == 20 and result["restarts"] == 0
     # a second call reuses both finished runs
-    before = (out / "easgd-p2" / "result.json").stat().st_mtime_ns
+    before = (out / "lsgd-p2" / "result.json").stat().st_mtime_ns
     assert main(["train-parallel", str(config), "--nproc", "2", "--out", str(out), "--launcher", "spawn"]) == 0
-    assert (out / "easgd-p2" / "result.json").stat().st_mtime_ns == before
+    assert (out / "lsgd-p2" / "result.json").stat().st_mtime_ns == before
 
 
 @pytest.mark.parametrize(
@@ -128,14 +135,14 @@ def test_cli_runs_two_workers_and_writes_the_run_directory(tmp_path: Path) -> No
     [
         ("lr = 0.1", "parallel.lr"),
         ("tau = 5", "parallel.tau"),
-        ('method = ["easgd", "lsgd"]', "sweep.method"),
+        ('method = ["lsgd"]', "sweep.method"),
         ('name = "digits"', "task.name"),
         ("n_train = 200", "task.n_train"),
         ("width = 32", "parallel.width"),
     ],
 )
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: str, key: str) -> None:
-    bad = {"lr = 0.1": "lr = -1", "tau = 5": "tau = 0", 'method = ["easgd", "lsgd"]': 'method = ["hogwild"]',
+    bad = {"lr = 0.1": "lr = -1", "tau = 5": "tau = 0", 'method = ["lsgd"]': 'method = ["hogwild"]',
            'name = "digits"': 'name = "imagenet"', "n_train = 200": "n_train = 5000", "width = 32": "width = 0"}[edit]
     config = tmp_path / "bad.toml"
     config.write_text(CONFIG.replace(edit, bad), encoding="utf-8")
