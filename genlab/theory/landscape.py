@@ -37,10 +37,12 @@ def _expressions() -> dict[str, Any]:
     import sympy as sp
 
     eta, a, s, n, batch = sp.symbols("eta a s n B", positive=True)
+    beta = sp.Symbol("beta", nonnegative=True)
     variance = eta**2 * (n - batch) / (batch * (n - 1)) * s**2
     return {
-        "symbols": {"eta": eta, "a": a, "s": s, "n": n, "B": batch},
+        "symbols": {"eta": eta, "a": a, "s": s, "n": n, "B": batch, "beta": beta},
         "eos_threshold": 2 / eta,
+        "eos_threshold_momentum": 2 * (1 + beta) / eta,
         "sgd_stability_condition": (1 - eta * a) ** 2 + variance,
         "sgd_max_sharpness": (1 + sp.sqrt(1 - variance)) / eta,
         "sgd_max_nonuniformity": sp.sqrt(batch * (n - 1) / (n - batch)) / eta,
@@ -69,7 +71,7 @@ def _lambdified(name: str) -> Any:
     import sympy as sp
 
     symbols = _expressions()["symbols"]
-    order = [symbols[k] for k in ("eta", "a", "s", "n", "B")]
+    order = [symbols[k] for k in ("eta", "a", "s", "n", "B", "beta")]
     return sp.lambdify(order, expression(name), modules="math")
 
 
@@ -77,7 +79,7 @@ def eos_threshold(lr: float) -> float:
     """2 / lr: the sharpness at which GD with learning rate ``lr`` stops being stable."""
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a finite float > 0; got {lr!r}")
-    return float(_lambdified("eos_threshold")(lr, 0.0, 0.0, 2.0, 1.0))
+    return float(_lambdified("eos_threshold")(lr, 0.0, 0.0, 2.0, 1.0, 0.0))
 
 
 def sgd_max_sharpness(lr: float, batch: int, n: int, nonuniformity: float) -> float:
@@ -91,17 +93,29 @@ def sgd_max_sharpness(lr: float, batch: int, n: int, nonuniformity: float) -> fl
     variance = lr**2 * (n - batch) / (batch * (n - 1)) * nonuniformity**2
     if variance > 1:
         return float("nan")
-    return float(_lambdified("sgd_max_sharpness")(lr, 0.0, nonuniformity, float(n), float(batch)))
+    return float(_lambdified("sgd_max_sharpness")(lr, 0.0, nonuniformity, float(n), float(batch), 0.0))
+
+
+def eos_threshold_momentum(lr: float, momentum: float) -> float:
+    """2 (1 + beta) / lr: the stability threshold of heavy-ball GD (torch's SGD momentum
+    ``beta``, without dampening or Nesterov) on a quadratic, where the EoS plateau sits for
+    momentum (Cohen et al. 2021, Sec. 3 and App. on momentum)."""
+    eos_threshold(lr)
+    if not isinstance(momentum, (int, float)) or isinstance(momentum, bool) or not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be a float in [0, 1); got {momentum!r}")
+    return float(_lambdified("eos_threshold_momentum")(lr, 0.0, 0.0, 2.0, 1.0, float(momentum)))
 
 
 def _gd_threshold(ctx: TheoryContext, name: str) -> Prediction:
-    """2/lr for full-batch GD at a constant learning rate (the EoS plateau); for SGD the same
-    value bounds the sharpness of a stable minimum (mean stability), so it is reported too; no
-    prediction for Adam or schedules (the threshold moves with the step size)."""
+    """2 (1 + momentum)/lr for full-batch (heavy-ball) GD at a constant learning rate (the EoS
+    plateau); for SGD the same value bounds the sharpness of a stable minimum (mean stability),
+    so it is reported too. No prediction for other optimizers (Adam's, SAM's and Entropy-SGD's
+    thresholds differ: preconditioning, the ascent step) or schedules (the threshold moves with
+    the step size)."""
     s = ctx.settings
-    if s.optimizer == "adam" or s.schedule != "constant":
+    if s.optimizer not in ("gd", "sgd") or s.schedule != "constant":
         return Prediction(name, None)
-    threshold = eos_threshold(s.lr)
+    threshold = eos_threshold_momentum(s.lr, s.momentum)
     return Prediction(name, threshold, Curve(ctx.steps, np.full(len(ctx.steps), threshold)) if name == "sharpness" else None)
 
 
@@ -125,7 +139,7 @@ def sgd_max_nonuniformity(lr: float, batch: int, n: int) -> float:
         raise ValueError(f"batch and n must be ints with 1 <= batch <= n and n >= 2; got batch={batch!r}, n={n!r}")
     if batch == n:
         return float("inf")
-    return float(_lambdified("sgd_max_nonuniformity")(lr, 0.0, 0.0, float(n), float(batch)))
+    return float(_lambdified("sgd_max_nonuniformity")(lr, 0.0, 0.0, float(n), float(batch), 0.0))
 
 
 def _plain_sgd(ctx: TheoryContext) -> bool:

@@ -8,7 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from genlab.theory.landscape import eos_threshold, expression, latex, sgd_max_nonuniformity, sgd_max_sharpness
+from genlab.theory.landscape import (
+    eos_threshold,
+    eos_threshold_momentum,
+    expression,
+    latex,
+    sgd_max_nonuniformity,
+    sgd_max_sharpness,
+)
 
 
 def test_eos_threshold_is_where_gd_on_a_quadratic_stops_converging() -> None:
@@ -22,6 +29,26 @@ def test_eos_threshold_is_where_gd_on_a_quadratic_stops_converging() -> None:
             x -= lr * a * x
         assert (abs(x) < 1.0) is converges
     assert latex("eos_threshold") == r"\frac{2}{\eta}"
+
+
+def test_heavy_ball_threshold_is_where_momentum_gd_on_a_quadratic_stops_converging() -> None:
+    """torch's SGD momentum, v <- beta v + a x, x <- x - lr v, on a/2 x^2: the iteration matrix
+    [[1 - lr a, lr beta], [-a, beta]] (in (x, v) after the update) has spectral radius < 1 iff
+    a < 2 (1 + beta) / lr. Checked by running torch.optim.SGD itself on both sides."""
+    import torch
+
+    lr, beta = 0.1, 0.9
+    threshold = eos_threshold_momentum(lr, beta)
+    assert threshold == pytest.approx(2 * (1 + beta) / lr, rel=1e-15)
+    for a, converges in ((0.98 * threshold, True), (1.02 * threshold, False)):
+        x = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.SGD([x], lr=lr, momentum=beta)
+        for _ in range(3000):
+            opt.zero_grad()
+            (0.5 * a * x**2).sum().backward()
+            opt.step()
+        assert bool(abs(float(x.detach())) < 1.0) is converges
+    assert latex("eos_threshold_momentum") == r"\frac{2 \beta + 2}{\eta}"
 
 
 def test_sgd_stability_condition_equals_the_exact_second_moment_over_all_batches() -> None:
