@@ -152,8 +152,11 @@ def _worker_loop(conn: Any, threads: int | None) -> None:
         if message is None:
             return
         cell_fn, ident, config = message
-        result = execute_cell(cell_fn, ident, config, threads, lambda m: conn.send(("progress", m)))
-        conn.send(("done", result))
+        try:
+            result = execute_cell(cell_fn, ident, config, threads, lambda m: conn.send(("progress", m)))
+            conn.send(("done", result))
+        except OSError:  # the parent is gone (killed): nobody to report to
+            return
 
 
 class LocalExecutor:
