@@ -18,3 +18,11 @@ from genlab.optim.sam import SAM, frozen_batchnorm_stats
 __all__ = ["LAMB", "LARS", "SAM", "EntropySGD", "frozen_batchnorm_stats"]
 
 # --- end of the single-process optimizers; distributed optimizers' exports go below ---
+
+# --- parallel optimizers on torch.distributed (EASGD, Leader SGD, local / data-parallel SGD);
+# runner: genlab.optim.parallel (`genlab train-parallel`) ---
+from genlab.optim.easgd import EASGD, easgd_exchange  # noqa: E402
+from genlab.optim.local_sgd import DataParallelSGD, LocalSGD  # noqa: E402
+from genlab.optim.lsgd import LSGD, lsgd_pull  # noqa: E402
+
+__all__ += ["EASGD", "LSGD", "DataParallelSGD", "LocalSGD", "easgd_exchange", "lsgd_pull"]
