@@ -31,12 +31,13 @@ Where the authors' public code (github.com/ucla-vision/entropy-sgd, ``python/opt
   ``x' <- x' - eta' dx'``, so the noise on x' is ``sqrt(2 eta') epsilon N(0, I)``: sqrt(2) times
   the paper's ``sqrt(eta') epsilon``;
 - outer step: it updates ``x <- x - eta (x - mu)`` without the factor gamma (gamma is absorbed
-  in eta), with Nesterov momentum (momentum 0.9) in the PyTorch version; the Lua version zeroes
-  the gradient after computing its momentum, so its outer step has no momentum;
+  in eta), with Nesterov momentum (momentum 0.9) in the PyTorch version; the Lua version
+  applies its momentum to the gradient at x and then zeroes that gradient, so its step on
+  x - mu carries no momentum;
 - inner loop: it applies weight decay and Nesterov momentum (a buffer reset at every outer
   step) to the SGLD gradients as well; Algorithm 1's SGLD is plain;
-- SGLD step: fixed at eta' = 0.1 in the code (``lclr`` in Lua, ``lp['lr']`` in PyTorch),
-  independent of the outer learning rate;
+- SGLD step: eta' = 0.1, fixed in the PyTorch version (``lp['lr']``) and the default of
+  ``config.lclr`` in Lua, independent of the outer learning rate;
 - scoping: the PyTorch version computes ``gamma0 (1 + gamma1)^t`` but never increments ``t``,
   so gamma stays gamma0; the Lua version increments its evaluation counter every outer step.
 
