@@ -7,10 +7,11 @@ of samples. Each run is a ``torch.distributed`` group of ``nproc`` worker proces
 ``torch.multiprocessing`` (``launcher="spawn"``, used by the tests); both start the same
 :func:`worker_main`.
 
-Budget and schedule: ``samples`` gradient samples in all, so each worker takes
-``steps = samples // (batch_size * nproc)`` local steps (a multiple of ``tau`` is kept:
-``rounds = steps // tau``). Worker ``r``'s minibatch at step ``t`` is drawn without replacement
-from a generator seeded by ``(seed, r, t)``: a restarted worker draws the same batches again.
+Budget and schedule: ``samples`` gradient samples in all; a round costs ``tau * batch_size *
+nproc`` samples and rounds run while a whole one fits (so each worker takes about
+``samples / (batch_size * nproc)`` local steps). Worker ``r``'s minibatch at step ``t`` is drawn
+without replacement from a generator seeded by ``(seed, r, t)``: a restarted worker draws the
+same batches again.
 
 Per round rank 0 records: the samples used so far, the center's train loss, test loss and test
 error (the center is the EASGD center variable, the LSGD global leader, the average for local /
@@ -25,8 +26,15 @@ torchrun's agent stops the group and starts it again (up to ``--max-restarts`` t
 worker of the new group, however many there are, starts from the saved center at the saved round.
 
 Output (``out``): per run a folder ``<method>-p<nproc>`` (``run.json`` resolved config,
-``rounds.csv``, ``result.json``), and for all runs ``config.toml``, ``summary.csv``,
-``table.md`` and ``figure.png``.
+``rounds.csv``, ``result.json``, ``state.pt``, ``starts.jsonl``: where each worker of each
+incarnation started, ``pids/``), and for all runs ``config.json`` (resolved), ``summary.csv``,
+``table.md`` and ``figure.png`` (center loss, test error, spread and sharpness against samples).
+A finished run whose ``run.json`` is identical is reused, not recomputed.
+
+Why a command of its own rather than a ``[parallel]`` table in ``genlab run`` studies: a study
+cell is one process in the study's executor pool, while a parallel run is a group of processes
+with its own launcher, restarts and rendezvous; keeping it apart leaves the study schema, cells
+and executors untouched (no coupling), at the price of not sharing the study cache and table.
 """
 
 from __future__ import annotations
@@ -42,11 +50,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "METHODS", "ROUND_COLUMNS", "parse_config", "train_parallel", "worker_main"]
+__all__ = ["ConfigError", "METHODS", "ROUND_COLUMNS", "launch", "parse_config", "prepare_run", "torchrun_command",
+           "train_parallel", "worker_main"]
 
 METHODS = ("easgd", "lsgd", "local_sgd", "data_parallel")
 LAUNCHERS = ("torchrun", "spawn")
-ROUND_COLUMNS = ("round", "step", "samples", "train_loss", "test_loss", "test_error", "spread", "sharpness")
+ROUND_COLUMNS = ("round", "step", "samples", "train_loss", "test_loss", "test_error", "spread", "sharpness", "workers")
 
 #: [parallel] keys and their defaults.
 PARALLEL_DEFAULTS: dict[str, Any] = {
@@ -280,8 +289,11 @@ def _evaluate(prob: _Problem, center: Any, *, sharpness: bool, seed: int) -> tup
 def worker_main(run_dir: str | Path) -> None:
     """Entry point of one worker: join the group from the environment, train, record.
 
-    Reads ``run_dir/run.json`` (written by :func:`train_parallel`); rank 0 writes
-    ``state.pt`` after every round and ``rounds.csv`` and ``result.json`` at the end.
+    Reads ``run_dir/run.json`` (written by :func:`prepare_run`). Rounds run while a whole round
+    (``tau * batch_size * world`` samples) fits in the budget; the world size is re-read at every
+    (re)start, so a group restarted with more or fewer workers spends the rest of the budget
+    with its own size. Rank 0 writes ``state.pt`` after every round and ``rounds.csv`` and
+    ``result.json`` at the end; every worker appends where it started to ``starts.jsonl``.
     """
     import numpy as np
     import torch
@@ -306,66 +318,66 @@ def worker_main(run_dir: str | Path) -> None:
     params = list(prob.model.parameters())
     opt = _make_optimizer(method, params, par)
 
-    steps = par["samples"] // (par["batch_size"] * world)
-    rounds = steps // par["tau"]
-    measure = {int(round(r)) for r in np.linspace(rounds, 0, par["measurements"], endpoint=False)}
+    tau, batch, budget, measurements = par["tau"], par["batch_size"], par["samples"], par["measurements"]
+    per_round = tau * batch * world
     state = load_state(run_dir / "state.pt")
     rows: list[list[float]] = []
-    start_round, restarts = 0, 0
-    if state is not None:
+    r, done, restarts = 0, 0, 0
+    if state is not None:  # a restarted (possibly resized) group: every worker starts from the center
         opt.load_center(state["center"])
-        start_round, restarts = int(state["round"]), int(state["restarts"]) + 1
-        rows = [list(map(float, r)) for r in state["rows"].tolist()]
-        opt.local_steps = start_round * par["tau"]
-        opt.rounds = start_round
+        r, done, restarts = int(state["round"]), int(state["samples"]), int(state["restarts"]) + 1
+        rows = [list(map(float, row)) for row in state["rows"].tolist()]
+        opt.local_steps, opt.rounds = r * tau, r
+    start = {"restart": restarts, "rank": rank, "world": world, "round": r,
+             "distance_to_saved_center": 0.0 if state is None else float(torch.linalg.vector_norm(
+                 opt.vector().cpu().double() - state["center"].double()))}
+    with open(run_dir / "starts.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(start) + "\n")
     if rank == 0 and not rows:
         train, test, error, sharp = _evaluate(prob, opt.center(), sharpness=True, seed=par["seed"])
-        rows.append([0, 0, 0, train, test, error, 0.0, sharp])
+        rows.append([0, 0, 0, train, test, error, 0.0, sharp, world])
     n = prob.x_train.shape[0]
     train_s = comm_s = eval_s = 0.0
-    for r in range(start_round, rounds):
+    rounds_here = 0
+    while done + per_round <= budget:
         t0 = time.perf_counter()
-        for t in range(r * par["tau"], (r + 1) * par["tau"]):
-            idx = np.random.default_rng([par["seed"], rank, t]).choice(n, par["batch_size"], replace=False)
+        for t in range(r * tau, (r + 1) * tau):
+            idx = np.random.default_rng([par["seed"], rank, t]).choice(n, batch, replace=False)
             idx_t = torch.as_tensor(idx, device=device)
             opt.zero_grad(set_to_none=True)
             loss = per_sample_loss(prob.model(prob.x_train[idx_t]), prob.y_train[idx_t], prob.loss).mean()
             loss.backward()
-            if t == (r + 1) * par["tau"] - 1:
-                t_comm = time.perf_counter()
-                opt.step(loss=float(loss.detach()))
-                comm_s += time.perf_counter() - t_comm  # the last step of a round carries the exchange
-            else:
-                opt.step(loss=float(loss.detach()))
+            t_step = time.perf_counter()
+            opt.step(loss=float(loss.detach()))
+            if t == (r + 1) * tau - 1:
+                comm_s += time.perf_counter() - t_step  # the last step of a round carries the exchange
         train_s += time.perf_counter() - t0
+        r, done, rounds_here = r + 1, done + per_round, rounds_here + 1
         if rank == 0:
             t1 = time.perf_counter()
-            done = r + 1
-            train, test, error, sharp = _evaluate(prob, opt.center(), sharpness=done in measure, seed=par["seed"] + done)
-            rows.append([done, done * par["tau"], done * par["tau"] * par["batch_size"] * world, train, test, error,
-                         opt.spread, sharp])
-            save_state(run_dir / "state.pt", {"center": opt.center(), "round": done, "restarts": restarts,
+            last = done + per_round > budget
+            measure = last or (done * measurements) // budget > ((done - per_round) * measurements) // budget
+            train, test, error, sharp = _evaluate(prob, opt.center(), sharpness=measure, seed=par["seed"] + r)
+            rows.append([r, r * tau, done, train, test, error, opt.spread, sharp, world])
+            save_state(run_dir / "state.pt", {"center": opt.center(), "round": r, "samples": done, "restarts": restarts,
                                               "rows": torch.tensor(rows, dtype=torch.float64)})
             eval_s += time.perf_counter() - t1
-        dist.barrier()  # the next round starts from the saved state on every rank
-    totals = torch.tensor([train_s, comm_s], dtype=torch.float64)
-    if par["device"] == "cuda":
-        totals = totals.to(device)
+        dist.barrier()  # the next round starts only once the state of this one is saved
+    totals = torch.tensor([train_s, comm_s], dtype=torch.float64, device=device)
     dist.all_reduce(totals)
     if rank == 0:
         import pandas as pd
 
         pd.DataFrame(rows, columns=list(ROUND_COLUMNS)).to_csv(run_dir / "rounds.csv", index=False)
-        last = rows[-1]
-        comms = rounds * (par["tau"] if method == "data_parallel" else 1)
-        done_rounds = max(rounds - start_round, 1)
+        last_row = rows[-1]
+        train_mean, comm_mean = float(totals[0]) / world, float(totals[1]) / world
         result = {
-            "method": method, "nproc": world, "rounds": rounds, "communications": comms, "steps_per_worker": steps,
-            "samples": steps * par["batch_size"] * world, "train_loss": last[3], "test_loss": last[4],
-            "test_error": last[5], "spread": last[6], "sharpness": last[7], "restarts": restarts,
-            "train_seconds": float(totals[0]) / world, "comm_seconds_per_round": float(totals[1]) / world / done_rounds,
-            "samples_per_second": (rounds - start_round) * par["tau"] * par["batch_size"] * world / max(float(totals[0]) / world, 1e-12),
-            "eval_seconds": eval_s,
+            "method": method, "nproc": world, "rounds": r,
+            "communications": r * (tau if method == "data_parallel" else 1), "steps_per_worker": r * tau,
+            "samples": done, "train_loss": last_row[3], "test_loss": last_row[4], "test_error": last_row[5],
+            "spread": last_row[6], "sharpness": last_row[7], "restarts": restarts,
+            "train_seconds": train_mean, "comm_seconds_per_round": comm_mean / max(rounds_here, 1),
+            "samples_per_second": rounds_here * per_round / max(train_mean, 1e-12), "eval_seconds": eval_s,
         }
         (run_dir / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     dist.barrier()
@@ -382,6 +394,24 @@ def _spawned(local_rank: int, world: int, port: int, run_dir: str) -> None:
 # Launching and collecting.
 
 
+def torchrun_command(run_dir: str | Path, nproc: int, *, max_restarts: int = 3, rendezvous: str | None = None,
+                     nnodes: str = "1") -> list[str]:
+    """The torchrun command line that runs :func:`worker_main` on ``run_dir`` with ``nproc`` workers.
+
+    Without ``rendezvous`` the group is standalone (one agent); with ``rendezvous="host:port"``
+    the agent joins an elastic c10d rendezvous of ``nnodes`` agents (e.g. "1:2": it starts alone
+    and a second agent started later with the same arguments joins, which restarts the group).
+    """
+    cmd = [sys.executable, "-m", "torch.distributed.run"]
+    if rendezvous is None:
+        cmd += ["--standalone", "--nnodes=1"]
+    else:
+        cmd += [f"--nnodes={nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={rendezvous}",
+                f"--rdzv-id=genlab-{Path(run_dir).name}", "--rdzv-conf=join_timeout=120,last_call_timeout=1"]
+    return cmd + [f"--nproc-per-node={nproc}", f"--max-restarts={max_restarts}", "--monitor-interval=0.5",
+                  "-m", "genlab.optim.parallel", str(run_dir)]
+
+
 def launch(run_dir: str | Path, nproc: int, *, launcher: str = "torchrun", max_restarts: int = 3,
            timeout_s: float | None = None) -> None:
     """Run the workers of ``run_dir/run.json`` as ``nproc`` processes; raises if the group fails."""
@@ -393,10 +423,9 @@ def launch(run_dir: str | Path, nproc: int, *, launcher: str = "torchrun", max_r
 
         mp.start_processes(_spawned, args=(nproc, free_port(), str(run_dir)), nprocs=nproc, join=True, start_method="spawn")
         return
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", f"--nproc-per-node={nproc}",
-           f"--max-restarts={max_restarts}", "--monitor-interval=0.5", "-m", "genlab.optim.parallel", str(run_dir)]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    proc = subprocess.run(torchrun_command(run_dir, nproc, max_restarts=max_restarts), env=env, capture_output=True,
+                          text=True, timeout=timeout_s)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-20:]
         raise RuntimeError(f"torchrun exited with {proc.returncode}:\n" + "\n".join(tail))
