@@ -111,3 +111,20 @@ def test_ray_resources_are_validated() -> None:
         RayExecutor(gpus=-1)
     with pytest.raises(ValueError, match="address is only used with executor 'ray'"):
         parse(study_dict()).run(executor="local", address="auto", cell_fn=fake_cell)
+
+
+def test_cli_runs_a_study_on_ray(counted: Path, write_study, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture) -> None:
+    """`genlab run STUDY --executor ray` (in-process, on this module's Ray instance): the
+    summary line, provenance naming the executor, and a local re-run that computes nothing."""
+    from genlab.cli import main
+    from genlab.study import _study
+
+    monkeypatch.setattr(_study, "_default_cell_fn", lambda: fake_cell)
+    path = write_study()
+    assert main(["run", str(path), "--out", str(tmp_path / "run"), "--executor", "ray"]) == 0
+    assert "8 cells (0 cached, 8 computed, 0 failed)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "run" / "provenance.json").read_text())["executor"] == "ray"
+    assert main(["run", str(path), "--out", str(tmp_path / "run"), "--workers", "1"]) == 0
+    assert "8 cells (8 cached, 0 computed, 0 failed)" in capsys.readouterr().out
+    assert calls(counted) == 8
