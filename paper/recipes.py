@@ -141,11 +141,19 @@ def edge_of_stability(results: "Results") -> "Figure":
             x_key = next(k for k in data if k.startswith("empirical_"))
             ax.plot(data[x_key], data["empirical"], "o", ms=2.2, color=colour, label=f"lr {lr:g}")
             ax.axhline(2 / lr, color=colour, lw=1.0)
-        ax.set_yscale("log")
+        low, high = ax.get_ylim()
+        if low > 0 and high / low > 10:  # log only when the values span a decade or more
+            from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(FixedLocator(sorted(2 / lr for lr in set(lrs.values()))))  # ticks at 2/lr
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("GD step")
         ax.set_ylabel(r"sharpness $\lambda_{\max}(\nabla^2 L)$")
         ax.plot([], [], "-", color="0.3", label=r"$2/\eta$ (theory)")
-        ax.legend(loc="lower right", ncol=2)
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=6, handletextpad=0.3,
+                  columnspacing=1.0)
     return fig
 
 
