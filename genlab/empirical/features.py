@@ -69,20 +69,24 @@ def after_kernel_test_mse(ctx: EmpiricalContext) -> Measurement:
     return Measurement("after_kernel_test_mse", value)
 
 
-def nngp_test_mse(ctx: EmpiricalContext) -> Measurement:
+def finite_nngp(module: nn.Module, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
+    """The NNGP of the network at its current weights, ``c_w^2 s_w^2 Phi(x1) Phi(x2)^T + c_b^2 s_b^2``
+    (the readout's multipliers and init stds), ``(n1, n2)``."""
     from genlab.models._torch import layer_scales
 
-    net = ctx.module0.module if isinstance(ctx.module0, OutputScaled) else ctx.module0
+    net = module.module if isinstance(module, OutputScaled) else module
     spec = net.spec
-    phi_train, phi_test = hidden_features(net, ctx.x_train), hidden_features(net, ctx.x_test)
+    phi1, phi2 = hidden_features(net, x1), hidden_features(net, x2)
     c_w, s_w, c_b, s_b = layer_scales(
-        spec.parametrization, "readout" if spec.depth else "input", fan_in=phi_train.shape[1],
+        spec.parametrization, "readout" if spec.depth else "input", fan_in=phi1.shape[1],
         fan_out=spec.out_dim, width=net.width, w_std=spec.w_std, b_std=spec.b_std,
     )
-    bias = 0.0 if c_b is None else (c_b * s_b) ** 2
-    scale = (c_w * s_w) ** 2
-    k_train = scale * phi_train @ phi_train.T + bias
-    k_test = scale * phi_test @ phi_train.T + bias
+    return (c_w * s_w) ** 2 * phi1 @ phi2.T + (0.0 if c_b is None else (c_b * s_b) ** 2)
+
+
+def nngp_test_mse(ctx: EmpiricalContext) -> Measurement:
+    k_train = finite_nngp(ctx.module0, ctx.x_train, ctx.x_train)
+    k_test = finite_nngp(ctx.module0, ctx.x_test, ctx.x_train)
     return Measurement("nngp_test_mse", mean_squared_error(kernel_regression(k_train, ctx.y_train, k_test), ctx.y_test))
 
 
