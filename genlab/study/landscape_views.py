@@ -180,8 +180,9 @@ def plot_solution_barriers(results: "Results") -> "Figure":
     frame, lines = solution_barriers(results)
     fig, ax = plt.subplots(figsize=(4.6, 3.2 + 0.16 * len(frame)), constrained_layout=True)
     t = np.linspace(0.0, 1.0, LINE_POINTS)
-    for row in frame.itertuples():
-        ax.plot(t, lines[(row.cell_a, row.cell_b)], "-o", ms=2.5, lw=1.0,
+    colours = plt.get_cmap("tab10" if len(frame) <= 10 else "tab20").colors
+    for i, row in enumerate(frame.itertuples()):
+        ax.plot(t, lines[(row.cell_a, row.cell_b)], "-o", ms=2.5, lw=1.0, color=colours[i % len(colours)],
                 label=f"{row.label_a} → {row.label_b} (barrier {row.barrier:.2g})")
     ax.set_yscale("log")
     ax.set_xlabel("t  (θ = (1 − t) θ_a + t θ_b)")

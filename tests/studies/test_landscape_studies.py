@@ -23,3 +23,24 @@ def test_sgd_linear_stability(tmp_path: Path) -> None:
     assert sharp[(0.1, 4)] < 0.75 * sharp[(0.1, 256)]  # measured ratio 0.48
     assert uniform[(0.1, 4)] < 0.75 * uniform[(0.1, 256)]  # measured ratio 0.48
     assert uniform[(0.1, 4)] <= side(results, "nonuniformity", "theory")[(0.1, 4)]  # 15.4 <= 20.1
+
+
+def test_trajectories(tmp_path: Path) -> None:
+    """Full study (6 cells). Sharpness: SGD 10.35 / 10.58, SAM 7.67 / 10.01, Adam 10.37 / 10.31
+    (batch 32 / full). Distance from init: SGD 3.41, SAM 3.62, Adam 7.50 / 7.05. Top-2 PCA share
+    0.93-0.97; every init-to-solution line is monotone (barrier 0). Barriers between solutions:
+    <= 1e-4 among SGD, GD and SAM; 0.021-0.038 from any of them to Adam's (whose endpoint losses
+    are 0.004-0.016), and 0.028 between Adam's two. Reduced to batch 32: SGD, SAM, Adam."""
+    from genlab.study.landscape_views import solution_barriers
+
+    results = run_reduced("trajectories", tmp_path, {"optimizer": ["sgd", "sam", "adam"]})
+    sharp, distance = side(results, "sharpness"), side(results, "distance_from_init")
+    assert sharp["sam"] < 0.9 * sharp["sgd"]  # measured 0.74
+    assert distance["adam"] > 1.5 * distance["sgd"]  # measured 2.2
+    assert (side(results, "trajectory_pca_variance") > 0.9).all()
+    assert (side(results, "interpolation_barrier") < 1e-3).all()
+    frame, _ = solution_barriers(results)
+    barrier = {frozenset((row.label_a, row.label_b)): row.barrier for row in frame.itertuples()}
+    sgd, sam, adam = "optimizer=sgd", "optimizer=sam", "optimizer=adam"
+    assert barrier[frozenset((sgd, sam))] < 1e-3  # measured 0
+    assert barrier[frozenset((sgd, adam))] > 5e-3 and barrier[frozenset((sam, adam))] > 5e-3  # 0.034, 0.028
