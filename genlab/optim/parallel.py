@@ -524,12 +524,14 @@ def _figure(out: Path, runs: list[tuple[str, int]]) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
     panels = [("train_loss", "center train loss", "log"), ("test_error", "center test error", "linear"),
               ("spread", "spread mean ||x_i - x_ref||", "linear"), ("sharpness", "sharpness of the center", "linear")]
+    colors = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(m for m, _ in runs))}  # color: method
+    styles = {n: ("-", "--", ":", "-.")[i % 4] for i, n in enumerate(sorted({n for _, n in runs}))}  # line: workers
     for ax, (column, title, scale) in zip(axes.flat, panels):
         for method, n in runs:
             frame = pd.read_csv(out / f"{method}-p{n}" / "rounds.csv")
             frame = frame[frame[column].notna()]
-            ax.plot(frame["samples"], frame[column], marker="o" if column == "sharpness" else None, ms=3,
-                    label=f"{method} p={n}")
+            ax.plot(frame["samples"], frame[column], color=colors[method], linestyle=styles[n],
+                    marker="o" if column == "sharpness" else None, ms=3, label=f"{method} p={n}")
         ax.set_title(title)
         ax.set_xlabel("samples")
         ax.set_yscale(scale)
