@@ -69,7 +69,7 @@ class EmpiricalContext:
         k_train = self.cached("ntk/init/train", lambda: empirical_ntk(self.module0, self.x_train))
         trajectory = gd_dynamics(
             k_train, self.y_train, empirical_ntk(self.module0, x, self.x_train),
-            lr=self.settings.lr * scale, steps=self.run.final_step,
+            lr=self.settings.effective_lr(len(self.x_train)) * scale, steps=self.run.final_step,
             f0_train=self.outputs("init", self.x_train, "train"), f0_test=self._forward(self.module0, x),
         )
         return trajectory.f_test[-1]

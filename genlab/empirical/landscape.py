@@ -172,7 +172,7 @@ def steps_to_eos(ctx: EmpiricalContext) -> Measurement:
     curve = _curve(ctx)
     if curve is None:
         return Measurement("steps_to_eos", None)
-    reached = np.nonzero(np.abs(curve.y * ctx.settings.lr / 2.0 - 1.0) <= EOS_BAND)[0]
+    reached = np.nonzero(np.abs(curve.y * ctx.settings.effective_lr(len(ctx.x_train)) / 2.0 - 1.0) <= EOS_BAND)[0]
     return Measurement("steps_to_eos", float(curve.x[reached[0]]) if reached.size else None)
 
 
@@ -191,11 +191,6 @@ def hessian_trace(ctx: EmpiricalContext) -> Measurement:
 def sharpness_trace_ratio(ctx: EmpiricalContext) -> Measurement:
     top = sharpness(ctx).value
     return Measurement("sharpness_trace_ratio", None if top is None else top / _trace(ctx))
-
-
-def _batch(ctx: EmpiricalContext) -> int:
-    n = len(ctx.x_train)
-    return n if ctx.settings.batch_size is None else min(ctx.settings.batch_size, n)
 
 
 def _sharpness_end(ctx: EmpiricalContext) -> float:
@@ -223,7 +218,9 @@ def sgd_stability(ctx: EmpiricalContext) -> Measurement:
     sampling without replacement), with the final learning rate eta of a constant schedule."""
     if ctx.run.diverged:
         return Measurement("sgd_stability", None)
-    eta, n, batch = ctx.settings.lr, len(ctx.x_train), _batch(ctx)
+    n = len(ctx.x_train)
+    batch = ctx.settings.batch(n)
+    eta = ctx.settings.effective_lr(n)
     a = _sharpness_end(ctx)
     noise = 0.0 if batch == n else eta**2 * (n - batch) / (batch * (n - 1)) * _nonuniformity(ctx) ** 2
     return Measurement("sgd_stability", (1.0 - eta * a) ** 2 + noise)

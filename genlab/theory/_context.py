@@ -82,7 +82,7 @@ class TheoryContext:
                 prior = (self.kernel("nngp", "train"), self.kernel("nngp", "test_train"), self.kernel("nngp", "test_diag"))
             return gd_dynamics(
                 self.kernel("ntk", "train"), self.y_train, self.kernel("ntk", "test_train"),
-                lr=self.settings.lr, steps=self.steps.astype(np.int64), y_test=self.y_test, prior=prior,
+                lr=self.settings.effective_lr(len(self.x_train)), steps=self.steps.astype(np.int64), y_test=self.y_test, prior=prior,
             )
 
         return self.cached("trajectory", compute)

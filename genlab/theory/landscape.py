@@ -115,7 +115,7 @@ def _gd_threshold(ctx: TheoryContext, name: str) -> Prediction:
     s = ctx.settings
     if s.optimizer not in ("gd", "sgd") or s.schedule != "constant":
         return Prediction(name, None)
-    threshold = eos_threshold_momentum(s.lr, s.momentum)
+    threshold = eos_threshold_momentum(s.effective_lr(len(ctx.x_train)), s.momentum)
     return Prediction(name, threshold, Curve(ctx.steps, np.full(len(ctx.steps), threshold)) if name == "sharpness" else None)
 
 
@@ -153,8 +153,8 @@ def nonuniformity(ctx: TheoryContext) -> Prediction:
     if not _plain_sgd(ctx):
         return Prediction("nonuniformity", None)
     n = len(ctx.x_train)
-    batch = n if ctx.settings.batch_size is None else min(ctx.settings.batch_size, n)
-    bound = sgd_max_nonuniformity(ctx.settings.lr, batch, n)
+    batch = ctx.settings.batch(n)
+    bound = sgd_max_nonuniformity(ctx.settings.effective_lr(n), batch, n)
     return Prediction("nonuniformity", bound if math.isfinite(bound) else None)
 
 

@@ -105,3 +105,20 @@ def test_sgd_max_nonuniformity_is_where_no_sharpness_is_stable() -> None:
 def test_bad_arguments_are_named(call, match) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_predictions_use_the_linearly_scaled_learning_rate() -> None:
+    """lr_scaling = "linear": the step actually taken is lr * B / base_batch = 0.2 here, so the
+    thresholds are 2/0.2 and sqrt(B (n-1)/(n-B)) / 0.2."""
+    from genlab.empirical import TrainSettings
+    from genlab.models import ArchSpec
+    from genlab.theory import TheoryContext
+    from genlab.theory import landscape
+
+    n, batch = 32, 16
+    settings = TrainSettings(optimizer="sgd", lr=0.1, batch_size=batch, lr_scaling="linear", base_batch=8)
+    x, y = np.zeros((n, 3)), np.zeros((n, 1))
+    ctx = TheoryContext(spec=ArchSpec(), width=8, centered=False, settings=settings, x_train=x, y_train=y,
+                        x_test=x, y_test=y, kind="regression", steps=np.array([0, 10]))
+    assert landscape.sharpness(ctx).value == pytest.approx(2 / 0.2, rel=1e-12)
+    assert landscape.nonuniformity(ctx).value == pytest.approx(np.sqrt(batch * (n - 1) / (n - batch)) / 0.2, rel=1e-12)
