@@ -73,7 +73,7 @@ __all__ = [
     "top_eigenvalues",
 ]
 
-LOSSES = ("mse", "cross_entropy", "logistic")
+LOSSES = ("mse", "cross_entropy", "logistic", "squared_hinge")
 KINDS = ("hessian", "ggn")
 
 
@@ -186,7 +186,9 @@ def hessian_operator(
             its ``loss_scale`` attribute (default 1) multiplies the loss.
         x, y: (n, *input_shape) inputs and (n, K) targets (numpy or torch); cast to the
             module's dtype and device.
-        loss: "mse", "cross_entropy" or "logistic" (:func:`~genlab.empirical.per_sample_loss`).
+        loss: "mse", "cross_entropy", "logistic" or "squared_hinge"
+            (:func:`~genlab.empirical.per_sample_loss`; the squared hinge's Hessian is piecewise
+            constant in the margin, defined wherever no margin is exactly 1).
         kind: "hessian" (``d^2 L / d theta^2``) or "ggn" (``J^T H_out J``).
 
     Returns:
@@ -210,8 +212,8 @@ def hessian_operator(
         raise ValueError(f"x and y must have the same number of rows; got {xt.shape[0]} and {yt.shape[0]}")
     if xt.shape[0] == 0:
         raise ValueError("x must have at least one row")
-    if loss == "logistic" and (yt.shape[1] != 1 or not torch.all(yt.abs() == 1)):
-        raise ValueError("y for loss 'logistic' must be one column with values in {-1, +1}")
+    if loss in ("logistic", "squared_hinge") and (yt.shape[1] != 1 or not torch.all(yt.abs() == 1)):
+        raise ValueError(f"y for loss {loss!r} must be one column with values in {{-1, +1}}")
     if loss == "cross_entropy" and (yt.shape[1] < 2 or not torch.all((yt == 0) | (yt == 1))):
         raise ValueError("y for loss 'cross_entropy' must be one-hot with >= 2 columns")
 

@@ -43,7 +43,7 @@ __all__ = [
     "unflat",
 ]
 
-_LOSSES = ("mse", "cross_entropy", "logistic")
+_LOSSES = ("mse", "cross_entropy", "logistic", "squared_hinge")
 
 #: Parameter vectors evaluated together under vmap by default.
 DEFAULT_CHUNK_SIZE = 16

@@ -40,6 +40,8 @@ def _data(outputs: int, loss: str, n: int = 10) -> tuple[torch.Tensor, torch.Ten
     x = torch.randn(n, 3, generator=g, dtype=torch.float64)
     if loss == "cross_entropy":
         y = torch.nn.functional.one_hot(torch.randint(0, outputs, (n,), generator=g), outputs).to(torch.float64)
+    elif loss in ("logistic", "squared_hinge"):
+        y = torch.randint(0, 2, (n, 1), generator=g).to(torch.float64) * 2 - 1
     else:
         y = torch.randn(n, outputs, generator=g, dtype=torch.float64)
     return x, y
@@ -68,8 +70,10 @@ def _data_loss(out: torch.Tensor, y: torch.Tensor, loss: str, scale: float) -> t
         per = 0.5 * ((out - y) ** 2).sum(dim=1)
     elif loss == "cross_entropy":
         per = -(y * torch.log_softmax(out, dim=1)).sum(dim=1)
-    else:
+    elif loss == "logistic":
         per = torch.log1p(torch.exp(-y * out)).sum(dim=1)
+    else:  # squared hinge: piecewise quadratic in the margin y f
+        per = (torch.clamp(1 - y * out, min=0) ** 2).sum(dim=1)
     return scale * per.mean()
 
 
@@ -90,6 +94,8 @@ CASES = {
     "mse": (None, 1, "mse"),
     "mse-output-scaled": (2.0, 1, "mse"),
     "cross-entropy": (None, 3, "cross_entropy"),
+    "logistic": (None, 1, "logistic"),
+    "squared-hinge": (None, 1, "squared_hinge"),
 }
 
 

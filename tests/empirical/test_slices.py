@@ -247,7 +247,7 @@ def test_conv_cross_entropy_plane_is_chunk_invariant() -> None:
         (lambda net, th, x, y: interpolate(net, th, {**th, "readout.bias": torch.zeros(3)}, x, y), ValueError,
          r"theta_b\['readout\.bias'\] must have shape \(1,\)"),
         (lambda net, th, x, y: interpolate(net, th, th, x, y, loss="hinge"), ValueError,
-         r"loss must be one of 'mse', 'cross_entropy', 'logistic'; got 'hinge'"),
+         r"loss must be one of 'mse', 'cross_entropy', 'logistic', 'squared_hinge'; got 'hinge'"),
         (lambda net, th, x, y: interpolate(net, th, th, x, y, points=1), ValueError, r"points must be an int >= 2; got 1"),
         (lambda net, th, x, y: interpolate(net, th, th, x, y, t_range=(1, 0)), ValueError, r"t_range must be finite with low < high"),
         (lambda net, th, x, y: interpolate(net, th, th, x, y[:3]), ValueError, r"y must have shape \(n, k\) with n = 24"),
