@@ -64,10 +64,11 @@ def run_cell(config: Mapping[str, Any], *, progress: Callable[[int, int], None] 
     hooks = [factory(module, task.x_train, task.y_train, settings) for factory in factories if factory is not None]
     run = train(module, task.x_train, task.y_train, settings, x_test=task.x_test, y_test=task.y_test, hooks=hooks, progress=progress)
     kind = task.meta["kind"]
-    empirical_ctx = EmpiricalContext(task.x_train, task.y_train, task.x_test, task.y_test, kind, settings, module0, module, run)
+    empirical_ctx = EmpiricalContext(task.x_train, task.y_train, task.x_test, task.y_test, kind, settings, module0, module, run,
+                                     meta=dict(task.meta))
     theory_ctx = TheoryContext(
         spec=spec, width=width, centered=alpha is not None, settings=settings, x_train=task.x_train, y_train=task.y_train,
-        x_test=task.x_test, y_test=task.y_test, kind=kind, steps=np.asarray(settings.measured_steps),
+        x_test=task.x_test, y_test=task.y_test, kind=kind, steps=np.asarray(settings.measured_steps), meta=dict(task.meta),
     )
     train_seconds = time.perf_counter() - start
 
