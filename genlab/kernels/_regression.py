@@ -42,6 +42,8 @@ gradient descent at moderate step counts never needs the jitter (its gain is ``�
 
 from __future__ import annotations
 
+import contextlib
+
 import numbers
 import warnings
 from collections.abc import Callable
@@ -301,6 +303,16 @@ def _spectral_dynamics(
             eigenvalues = eigenvalues + jitter * active
             decay[:, active], gain[:, active], growing = factors(eigenvalues[active], n)
 
+    # A diverged run (a growing mode) overflows to inf in the outputs and losses: that is the
+    # answer (``diverged`` says so), not a numerical accident worth a warning.
+    overflow = np.errstate(over="ignore", invalid="ignore") if np.any(growing) else contextlib.nullcontext()
+    with overflow:
+        return _trajectory(problem, nngp, eigenvectors, decay, gain, growing, t, steps, n)
+
+
+def _trajectory(problem: "_Problem", nngp: "_Prior | None", eigenvectors: np.ndarray, decay: np.ndarray, gain: np.ndarray,
+                growing: np.ndarray, t: np.ndarray, steps: np.ndarray | None, n: int) -> "FunctionSpaceTrajectory":
+    """Outputs, losses and prior variances from the per-mode decay and gain factors."""
     coefficients = eigenvectors.T @ (problem.f0_train - problem.targets)  # (n, k)
     residual = eigenvectors @ (decay[:, :, None] * coefficients)  # (T, n, k)
     f_train = problem.targets + residual
@@ -440,7 +452,8 @@ def gd_dynamics(
         rate = lr * eigenvalues / n  # ηλ/n
         stable_log = rate < 1
         log_factor = np.log1p(-np.where(stable_log, rate, 0.0))  # log(1 − ηλ/n) where defined
-        decay = np.where(stable_log, np.exp(s * log_factor), np.power(1.0 - rate, s))
+        with np.errstate(over="ignore"):  # |1 - ηλ/n| > 1: the mode grows without bound (diverged)
+            decay = np.where(stable_log, np.exp(s * log_factor), np.power(1.0 - rate, s))
         one_minus_decay = np.where(stable_log, -np.expm1(s * log_factor), 1.0 - decay)
         return decay, one_minus_decay / eigenvalues, np.abs(1.0 - rate) > 1.0
 
