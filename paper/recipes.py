@@ -189,3 +189,309 @@ def width_convergence_slopes(results: "Results") -> PaperTable:
     caption = ("Width convergence: exponent $p$ of a least-squares fit of $\\log$ distance against "
                "$\\log$ width over the means of the seeds.")
     return PaperTable(pd.DataFrame(out), caption)
+
+
+# ---------------------------------------------------------------------------------------------
+# Implicit bias, generalization and landscape studies.
+
+#: One colour per method of the nn-vs-kernel comparison, the same in its figure and wherever a
+#: method reappears (network: the trained net; ntk / nngp: kernels at init; after: the after-kernel).
+METHOD_COLOURS = {"network": "#d62728", "ntk": "#1f77b4", "nngp": "#2ca02c", "after": "#9467bd"}
+
+
+def _column(results: "Results", key: str) -> str:
+    """The results column of the grid key ``key`` (``"model.depth"`` -> ``"depth"`` when unique)."""
+    return results.study.columns.get(key, key)
+
+
+def _plain_log_ticks(ax) -> None:
+    """Plain numbers on a log y axis spanning less than a decade (matplotlib would print
+    "3 x 10^0" on the minor ticks)."""
+    from matplotlib.ticker import FuncFormatter
+
+    low, high = ax.get_ylim()
+    if low > 0 and high / low < 10:
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+
+def _first_task(results: "Results"):
+    """The task of the study's first cell (the studies here share one task across cells)."""
+    from genlab.study._cell import build_cell
+
+    return build_cell(results.study.cells[0].config)[0]
+
+
+def diag_linear_bias(results: "Results") -> "Figure":
+    """(a) l1 and (b) l2 norm of the diagonal network's solution beta = u*u - v*v against the
+    init scale alpha (model.w_std): trained markers, the norms of argmin Q_alpha s.t. X beta = y
+    (Woodworth et al. 2020) as a line over a dense alpha grid, and the min-l1 / min-l2
+    interpolants' norms as horizontal references (the alpha -> 0 and alpha -> inf limits)."""
+    import matplotlib.pyplot as plt
+
+    from genlab.theory.implicit_bias import hypentropy_solution, min_l1_solution, min_norm_solution
+
+    rows = results.rows
+    alpha = _column(results, "model.w_std")
+    task = _first_task(results)
+    x = np.asarray(task.x_train, dtype=np.float64)
+    y = np.asarray(task.y_train, dtype=np.float64).reshape(-1)
+    l1_solution, l2_solution = min_l1_solution(x, y), min_norm_solution(x, y)
+    swept = sorted(set(seed_stats(rows, "solution_l1", [alpha])[alpha]))
+    dense = np.geomspace(min(swept) / 2, max(swept) * 2, 41)
+    q_solutions = [hypentropy_solution(x, y, float(a)) for a in dense]
+    norms = {"solution_l1": (1, r"$\|\beta\|_1$"), "solution_l2": (2, r"$\|\beta\|_2$")}
+    with plt.rc_context(PAPER_RC):
+        fig, axes = plt.subplots(2, 1, figsize=(COLUMN_WIDTH, 3.6), sharex=True, constrained_layout=True)
+        for ax, (quantity, (order, label)), letter in zip(axes, norms.items(), "ab"):
+            ax.plot(dense, [np.linalg.norm(b, order) for b in q_solutions], "-", color="0.15", lw=1.1,
+                    label=r"argmin $Q_\alpha$ (theory)", zorder=1)
+            s = seed_stats(rows, quantity, [alpha])
+            errorbar_series(ax, s[alpha], s["mean"], s["std"], colour="#d95f02", label="trained (GD)")
+            ax.axhline(np.linalg.norm(l1_solution, order), color="#1b9e77", ls="--", lw=0.9, label=r"min-$\ell_1$ interpolant")
+            ax.axhline(np.linalg.norm(l2_solution, order), color="#7570b3", ls=":", lw=1.1, label=r"min-$\ell_2$ interpolant")
+            ax.set_ylabel(label)
+            ax.set_title(f"({letter})", loc="left")
+        axes[0].legend(loc="lower right", fontsize=6)
+        axes[1].set_xscale("log")
+        axes[1].set_xlabel(r"init scale $\alpha$ ($u_0 = v_0 = \alpha\mathbf{1}$)")
+    return fig
+
+
+def learning_curves(results: "Results") -> "Figure":
+    """Test MSE against the number of samples P, log-log, one panel per depth: the spectral
+    theory (Bordelon et al. 2020) as a line through its values at the swept P, ridgeless kernel
+    regression as markers (mean ± std over task draws) and the trained network in the kernel
+    regime as open markers; at depth 0 (linear kernel of rank d) the double-descent peak at P = d
+    (dotted vertical line), where the theory is infinite."""
+    import matplotlib.pyplot as plt
+
+    rows = results.rows
+    depth, n = _column(results, "model.depth"), "n_train"
+    depths = sorted(set(seed_stats(rows, "learning_curve_mse", [depth])[depth]), reverse=True)
+    d = int(results.study.cells[0].config["task"]["d"])
+    with plt.rc_context(PAPER_RC):
+        fig, axes = plt.subplots(1, len(depths), figsize=(COLUMN_WIDTH * (1 if len(depths) == 1 else 2), 2.4),
+                                 constrained_layout=True, squeeze=False)
+        for ax, depth_value, letter in zip(axes[0], depths, "abcd"):
+            kernel = seed_stats(rows[rows[depth] == depth_value], "learning_curve_mse", [n])
+            theory = seed_stats(rows[rows[depth] == depth_value], "learning_curve_mse", [n], column="theory")
+            finite = np.isfinite(theory["mean"].to_numpy())
+            sides = [finite] if int(depth_value) else [finite & (theory[n] < d), finite & (theory[n] > d)]
+            for i, side in enumerate(sides):  # at depth 0 the theory diverges at P = d: no line across it
+                ax.plot(theory[n][side], theory["mean"][side], "-", color="0.15", lw=1.1,
+                        label="spectral theory" if i == 0 else None, zorder=1)
+            errorbar_series(ax, kernel[n], kernel["mean"], kernel["std"], colour="#1f77b4", label="kernel regression")
+            net = seed_stats(rows[rows[depth] == depth_value], "test_mse", [n])
+            if len(net) and np.isfinite(net["mean"]).any():
+                ax.errorbar(net[n], net["mean"], yerr=net["std"], fmt="s", ms=3.5, mfc="none", color="#d62728",
+                            elinewidth=0.8, capsize=1.5, label="trained network", zorder=4)
+            if int(depth_value) == 0:
+                ax.axvline(d, color="0.5", ls=":", lw=0.9, zorder=0)
+                ax.text(d * 1.08, 0.97, f"$P = d = {d}$", transform=ax.get_xaxis_transform(), va="top", fontsize=6,
+                        color="0.35")
+            kind = "linear kernel" if int(depth_value) == 0 else "ReLU NTK"
+            ax.set_title(f"({letter}) depth {int(depth_value)}: {kind}", loc="left")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            _plain_log_ticks(ax)
+            ax.set_xlabel("training samples $P$")
+            ax.set_ylabel("test MSE")
+        axes[0][0].legend(loc="lower left", fontsize=6)
+    return fig
+
+
+#: nn_vs_kernel: (label, quantity, column) of each method's measured markers, and of its theory line.
+_NN_KERNEL_MARKERS = (("network", "trained network", "test_mse", "o"), ("ntk", "NTK at init", "init_kernel_test_mse", "s"),
+                      ("nngp", "NNGP (256 random features)", "nngp_test_mse", "^"),
+                      ("after", "after-kernel", "after_kernel_test_mse", "D"))
+_NN_KERNEL_LINES = (("ntk", "analytic NTK", "init_kernel_test_mse"), ("nngp", "analytic NNGP", "nngp_test_mse"))
+
+
+def nn_vs_kernel(results: "Results") -> "Figure":
+    """Test MSE against n, log-log, one panel per d: the trained network, its empirical NTK at
+    init, the width-256 random-features NNGP and the after-kernel as markers (one colour per
+    method), the analytic NTK and NNGP as lines of their method's colour, and n = d^2 (the
+    rotation-invariant kernels' threshold for a degree-2 target) as a dotted line."""
+    import matplotlib.pyplot as plt
+
+    rows = results.rows
+    dims = sorted(set(seed_stats(rows, "test_mse", ["d"])["d"]))
+    with plt.rc_context(PAPER_RC):
+        fig, axes = plt.subplots(1, len(dims), figsize=(COLUMN_WIDTH * (1 if len(dims) == 1 else 2), 2.5),
+                                 constrained_layout=True, squeeze=False, sharey=True)
+        for ax, d, letter in zip(axes[0], dims, "abcd"):
+            part = rows[rows["d"] == d]
+            for method, label, quantity in _NN_KERNEL_LINES:
+                t = seed_stats(part, quantity, ["n_train"], column="theory")
+                ax.plot(t["n_train"], t["mean"], "-", color=METHOD_COLOURS[method], lw=1.1, label=label, zorder=1)
+            for method, label, quantity, marker in _NN_KERNEL_MARKERS:
+                s = seed_stats(part, quantity, ["n_train"])
+                errorbar_series(ax, s["n_train"], s["mean"], s["std"], colour=METHOD_COLOURS[method], label=label,
+                                marker=marker)
+            ax.axvline(d**2, color="0.5", ls=":", lw=0.9, zorder=0)
+            ax.text(d**2, 1.0, "$n = d^2$", transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=6,
+                    color="0.35")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel("training samples $n$")
+            ax.set_title(f"({letter}) $d = {int(d)}$", loc="left", pad=8)
+        axes[0][0].set_ylabel(r"test MSE (target variance 1)")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=3 if len(dims) > 1 else 2, fontsize=6)
+    return fig
+
+
+def nn_vs_kernel_table(results: "Results") -> PaperTable:
+    """Test MSE of the trained network beside its kernels per (d, n), and its first-layer
+    alignment with the target direction against 1/d (frozen random weights)."""
+    import pandas as pd
+
+    rows = results.rows
+
+    def value(part, quantity: str, column: str = "empirical") -> float:
+        return float(seed_stats(part, quantity, ["d"], column=column)["mean"].iloc[0])
+
+    out = []
+    for (d, n), part in rows.groupby(["d", "n_train"], sort=True):
+        out.append({"d": int(d), "n": int(n), "network": value(part, "test_mse"),
+                    "NTK (analytic)": value(part, "init_kernel_test_mse", "theory"),
+                    "NTK (init)": value(part, "init_kernel_test_mse"),
+                    "NNGP (analytic)": value(part, "nngp_test_mse", "theory"),
+                    "after-kernel": value(part, "after_kernel_test_mse"),
+                    "alignment": value(part, "first_layer_alignment"),
+                    "1/d": value(part, "first_layer_alignment", "theory")})
+    caption = ("Network versus kernels on a single-index target $y = He_2(\\langle w, x\\rangle)/\\sqrt{2}$: test MSE "
+               "of the trained network (rich regime), ridgeless regression with its analytic NTK, its empirical NTK at "
+               "init, the analytic NNGP and the after-kernel; first-layer alignment with $w$ against $1/d$ "
+               "(frozen weights).")
+    return PaperTable(pd.DataFrame(out), caption)
+
+
+def trajectories(results: "Results") -> "Figure":
+    """The shared PCA-plane view of genlab.study.landscape_views (loss contours on the top-2
+    principal directions of all cells' stacked snapshots, each optimizer's projected path),
+    at column width; the study name moves from the title to the caption."""
+    import matplotlib.pyplot as plt
+
+    from genlab.study.landscape_views import plot_trajectory_plane
+
+    with plt.rc_context(PAPER_RC):
+        fig = plot_trajectory_plane(results)
+        fig.set_size_inches(COLUMN_WIDTH, 2.9)
+        ax = fig.axes[0]
+        ax.set_title(r"$\blacksquare$ start, $\bigstar$ end", fontsize=6.5, loc="right")
+        ax.legend(fontsize=6, frameon=True, loc="best", framealpha=0.8)
+    return fig
+
+
+def _stability_frame(results: "Results"):
+    """Per (lr, batch): seed means of sharpness, non-uniformity and the stability factor, with
+    the training-set size n of the cells."""
+    rows = results.rows
+    lr, batch = _column(results, "train.lr"), _column(results, "train.batch_size")
+    frames = {q: seed_stats(rows, q, [lr, batch]).set_index([lr, batch])["mean"]
+              for q in ("sharpness", "nonuniformity", "sgd_stability")}
+    import pandas as pd
+
+    frame = pd.DataFrame(frames).reset_index().rename(columns={lr: "lr", batch: "batch"})
+    return frame, int(results.study.cells[0].config["task"]["n_train"])
+
+
+def sgd_linear_stability(results: "Results") -> "Figure":
+    """(a) Sharpness and (b) non-uniformity of the minimum SGD reaches against the batch size B
+    (markers, one colour per learning rate; diverged runs omitted), with the linear-stability
+    bounds of Wu, Ma & E (2018) as lines of the same colour: 2/lr for the sharpness and
+    sqrt(B(n-1)/(n-B))/lr for the non-uniformity (infinite at B = n)."""
+    import matplotlib.pyplot as plt
+
+    from genlab.theory.landscape import eos_threshold, sgd_max_nonuniformity
+
+    frame, n = _stability_frame(results)
+    colours = series_colours(frame["lr"], cmap="plasma")
+    batches = sorted(set(frame["batch"]))
+    dense = np.unique(np.geomspace(min(batches), n - 1, 60).round().astype(int))
+    with plt.rc_context(PAPER_RC):
+        fig, (ax_a, ax_s) = plt.subplots(1, 2, figsize=(FULL * 0.62, 2.3), constrained_layout=True)
+        for lr, colour in colours.items():
+            part = frame[(frame["lr"] == lr) & np.isfinite(frame["sharpness"])]
+            ax_a.plot(part["batch"], part["sharpness"], "o", color=colour, ms=3.5, label=f"lr {lr:g}", zorder=3)
+            ax_a.axhline(eos_threshold(float(lr)), color=colour, lw=1.0, zorder=1)
+            ax_s.plot(part["batch"], part["nonuniformity"], "o", color=colour, ms=3.5, zorder=3)
+            ax_s.plot(dense, [sgd_max_nonuniformity(float(lr), int(b), n) for b in dense], "-", color=colour, lw=1.0,
+                      zorder=1)
+        measured = frame["nonuniformity"][np.isfinite(frame["nonuniformity"])]
+        ax_s.set_ylim(0, 1.6 * float(measured.max()))
+        ax_a.set_ylim(0, 1.15 * max(2 / float(lr) for lr in colours))
+        for ax in (ax_a, ax_s):
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel(f"batch size $B$ (n = {n})")
+        ax_a.set_ylabel(r"sharpness $\lambda_{\max}(H)$")
+        ax_s.set_ylabel(r"non-uniformity $s$")
+        ax_a.plot([], [], "-", color="0.3", label=r"$2/\eta$")
+        ax_s.plot([], [], "-", color="0.3", label=r"$\sqrt{B(n-1)/(n-B)}/\eta$")
+        ax_a.legend(loc="lower right", fontsize=6)
+        ax_s.legend(loc="upper left", fontsize=6)
+        ax_a.set_title("(a)", loc="left")
+        ax_s.set_title("(b)", loc="left")
+    return fig
+
+
+def sgd_linear_stability_table(results: "Results") -> PaperTable:
+    """Per (lr, B): measured sharpness and non-uniformity beside their bounds, and the stability
+    factor (1 - eta a)^2 + eta^2 (n - B)/(B (n - 1)) s^2 (<= 1 for a minimum SGD can stay in)."""
+    import pandas as pd
+
+    from genlab.theory.landscape import eos_threshold, sgd_max_nonuniformity
+
+    frame, n = _stability_frame(results)
+    out = []
+    for row in frame.sort_values(["lr", "batch"]).itertuples():
+        bound = sgd_max_nonuniformity(float(row.lr), int(row.batch), n)
+        out.append({"lr": float(row.lr), "B": int(row.batch), "sharpness": float(row.sharpness),
+                    "$2/\\eta$": eos_threshold(float(row.lr)), "non-uniformity": float(row.nonuniformity),
+                    "$s_{\\max}$": bound if np.isfinite(bound) else "--", "stability factor": float(row.sgd_stability)})
+    caption = (f"Linear stability of the minima SGD reaches (Wu, Ma \\& E 2018; n = {n} digits images, erf network): "
+               "a minimum is stable iff the stability factor is at most 1, which bounds the sharpness by $2/\\eta$ "
+               "and the non-uniformity by $s_{\\max}$ (none at full batch). NaN: the run diverged.")
+    return PaperTable(pd.DataFrame(out), caption, closed_forms(["sgd_stability", "nonuniformity"]))
+
+
+def max_margin(results: "Results") -> "Figure":
+    """(a) Cosine between the GD iterate of a linear logistic model and the hard-margin SVM
+    direction against log10 step, one curve per (d, lr), with the limit 1 (Soudry et al. 2018)
+    as a line; (b) 1 - cosine on a log scale, with c / log(lr t)^2 (the O(1/log t) rate of the
+    direction, squared) through each curve's last point as a dashed line of its colour."""
+    import matplotlib.pyplot as plt
+
+    cells = results.cells.set_index("cell")
+    d_col, lr_col = _column(results, "task.d"), _column(results, "train.lr")
+    keys = {ident: (int(cells.loc[ident, d_col]), float(cells.loc[ident, lr_col])) for ident in results.curves}
+    colours = series_colours([d for d, _ in keys.values()], cmap="viridis")
+    styles = dict(zip(sorted({lr for _, lr in keys.values()}), ("o", "s", "^", "D")))
+    with plt.rc_context(PAPER_RC):
+        fig, (ax_c, ax_g) = plt.subplots(2, 1, figsize=(COLUMN_WIDTH, 3.4), sharex=True, constrained_layout=True)
+        for ident, (d, lr) in sorted(keys.items(), key=lambda kv: kv[1]):
+            data = results.curves[ident].get("margin_cosine")
+            if not data:
+                continue
+            log_t = np.asarray(data["empirical_log10_step"], dtype=float)
+            cos = np.asarray(data["empirical"], dtype=float)
+            every = max(len(log_t) // 25, 1)  # markers thinned to ~25 per curve, the curve itself joined
+            style = {"color": colours[d], "marker": styles[lr], "ms": 2.5, "markevery": every, "lw": 0.7}
+            ax_c.plot(log_t, cos, label=f"d = {d}, lr {lr:g}", **style)
+            ax_g.plot(log_t, 1 - cos, **style)
+            t = 10**log_t
+            rate = np.log(lr * t) ** -2.0
+            ax_g.plot(log_t, (1 - cos[-1]) / rate[-1] * rate, "--", color=colours[d], lw=0.8, zorder=1)
+        ax_c.axhline(1.0, color="0.15", lw=1.0, label="SVM direction (limit)", zorder=1)
+        ax_c.set_ylabel(r"$\cos(w_t, w_{\mathrm{SVM}})$")
+        ax_c.legend(loc="lower right", fontsize=6, ncol=1)
+        ax_g.set_yscale("log")
+        ax_g.set_ylabel(r"$1 - \cos(w_t, w_{\mathrm{SVM}})$")
+        ax_g.set_xlabel(r"$\log_{10}$ GD step $t$")
+        ax_g.plot([], [], "--", color="0.3", label=r"$\propto 1/\log^2(\eta t)$")
+        ax_g.legend(loc="lower left", fontsize=6)
+        ax_c.set_title("(a)", loc="left")
+        ax_g.set_title("(b)", loc="left")
+    return fig
