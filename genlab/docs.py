@@ -222,9 +222,16 @@ def studies(folder: str | Path = "studies") -> str:
     lines = ["| study | cells | hypothesis |", "| --- | ---: | --- |"]
     for path in sorted(Path(folder).glob("*.toml")):
         try:
-            n_cells = str(len(load(path).cells))
-            description = tomllib.loads(path.read_text(encoding="utf-8"))["description"]
-        except (StudyConfigError, KeyError, tomllib.TOMLDecodeError) as exc:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            if "parallel" in data:  # a `genlab train-parallel` config: one run per (method, workers)
+                from genlab.optim.parallel import parse_config
+
+                n_cells = str(len(parse_config(data)["runs"]))
+                description = data["description"]
+            else:
+                n_cells = str(len(load(path).cells))
+                description = data["description"]
+        except (StudyConfigError, KeyError, tomllib.TOMLDecodeError, ValueError) as exc:
             n_cells, description = "?", f"(invalid: {str(exc).splitlines()[0]})"
         lines.append(f"| `{path.as_posix()}` | {n_cells} | {_cell(description)} |")
     return "\n".join(lines) + "\n"
