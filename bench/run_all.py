@@ -10,9 +10,13 @@ machine: the report records the load average so that a busy run can be recognise
 Benchmarks: empirical NTK vs neural-tangents and the matmul peak (bench_empirical_ntk.py),
 Hessian top eigenvalue vs power iteration (bench_hessian.py), analytic kernel and function-space
 solvers at n = 2000 (bench_kernels.py), study throughput with 1 and 2 workers, warm re-run,
-``genlab --help`` start-up and Ray vs local executor overhead (bench_study.py).
+``genlab --help`` start-up and Ray vs local executor overhead (bench_study.py), time per step of
+each optimizer of genlab.optim against SGD (bench_optim.py), and samples per second and
+communication time per round of the torch.distributed optimizers with 1 and 2 workers
+(bench_parallel.py).
 
-``--quick``: every benchmark's reduced pass (the Hessian benchmark has none and is skipped),
+``--quick``: every benchmark's reduced pass (the Hessian and optimizer benchmarks have none and
+are skipped),
 written to ``bench/results/quick/`` so that it never replaces a full report.
 
 Usage: ``.venv/bin/python bench/run_all.py [--quick] [--only NAME ...]``.
@@ -37,6 +41,8 @@ BENCHMARKS = {
     "hessian": ("bench_hessian.py", False, "hessian.md"),
     "kernels": ("bench_kernels.py", True, "kernels.md"),
     "study": ("bench_study.py", True, "study.md"),
+    "optim": ("bench_optim.py", False, "optim.md"),
+    "parallel": ("bench_parallel.py", True, "parallel.md"),
 }
 
 
