@@ -217,9 +217,10 @@ def _plain_log_ticks(ax) -> None:
 
 def _first_task(results: "Results"):
     """The task of the study's first cell (the studies here share one task across cells)."""
-    from genlab.study._cell import build_cell
+    from genlab.tasks import make_task
 
-    return build_cell(results.study.cells[0].config)[0]
+    config = dict(results.study.cells[0].config["task"])
+    return make_task(config.pop("name"), seed=config.pop("seed", 0), **config)
 
 
 def diag_linear_bias(results: "Results") -> "Figure":
@@ -380,8 +381,15 @@ def trajectories(results: "Results") -> "Figure":
         fig = plot_trajectory_plane(results)
         fig.set_size_inches(COLUMN_WIDTH, 2.9)
         ax = fig.axes[0]
-        ax.set_title(r"$\blacksquare$ start, $\bigstar$ end", fontsize=6.5, loc="right")
-        ax.legend(fontsize=6, frameon=True, loc="best", framealpha=0.8)
+        ax.set_title("")
+        handles = [line for line in ax.lines if not line.get_label().startswith("_")]
+        for line in handles:  # "optimizer=sgd, batch_size=32" -> "sgd, B=32"
+            line.set_label(line.get_label().replace("optimizer=", "").replace("batch_size=", "B="))
+        ax.get_legend().remove()
+        ax.plot([], [], "s", color="0.3", ms=4, label="start")
+        ax.plot([], [], "*", color="0.3", ms=6, label="end")
+        fig.legend(handles=handles + ax.lines[-2:], loc="outside lower center", ncol=4, fontsize=6, handlelength=1.5,
+                   columnspacing=0.8)
     return fig
 
 
@@ -430,10 +438,10 @@ def sgd_linear_stability(results: "Results") -> "Figure":
         ax_s.set_ylabel(r"non-uniformity $s$")
         ax_a.plot([], [], "-", color="0.3", label=r"$2/\eta$")
         ax_s.plot([], [], "-", color="0.3", label=r"$\sqrt{B(n-1)/(n-B)}/\eta$")
-        ax_a.legend(loc="lower right", fontsize=6)
-        ax_s.legend(loc="upper left", fontsize=6)
-        ax_a.set_title("(a)", loc="left")
-        ax_s.set_title("(b)", loc="left")
+        ax_a.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=6, handletextpad=0.3)
+        ax_s.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=6)
+        for ax, letter in ((ax_a, "(a)"), (ax_s, "(b)")):
+            ax.text(0.03, 0.97, letter, transform=ax.transAxes, va="top", ha="left")
     return fig
 
 
@@ -477,7 +485,8 @@ def max_margin(results: "Results") -> "Figure":
                 continue
             log_t = np.asarray(data["empirical_log10_step"], dtype=float)
             cos = np.asarray(data["empirical"], dtype=float)
-            every = max(len(log_t) // 25, 1)  # markers thinned to ~25 per curve, the curve itself joined
+            # markers thinned to ~15 per curve, evenly spaced in log10 t (the steps are evenly spaced in t)
+            every = sorted(set(np.searchsorted(log_t, np.linspace(log_t[0], log_t[-1], 15)).clip(0, len(log_t) - 1).tolist()))
             style = {"color": colours[d], "marker": styles[lr], "ms": 2.5, "markevery": every, "lw": 0.7}
             ax_c.plot(log_t, cos, label=f"d = {d}, lr {lr:g}", **style)
             ax_g.plot(log_t, 1 - cos, **style)
