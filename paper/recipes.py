@@ -459,7 +459,7 @@ def sgd_linear_stability_table(results: "Results") -> PaperTable:
         out.append({"lr": float(row.lr), "B": int(row.batch), "sharpness": float(row.sharpness),
                     "$2/\\eta$": eos_threshold(float(row.lr)), "non-uniformity": float(row.nonuniformity),
                     "$s_{\\max}$": bound if np.isfinite(bound) else "--", "stability factor": float(row.sgd_stability)})
-    caption = (f"Linear stability of the minima SGD reaches (Wu, Ma \\& E 2018; n = {n} digits images, erf network): "
+    caption = (f"Linear stability of the minima SGD reaches (Wu, Ma & E 2018; n = {n} digits images, erf network): "
                "a minimum is stable iff the stability factor is at most 1, which bounds the sharpness by $2/\\eta$ "
                "and the non-uniformity by $s_{\\max}$ (none at full batch). NaN: the run diverged.")
     return PaperTable(pd.DataFrame(out), caption, closed_forms(["sgd_stability", "nonuniformity"]))

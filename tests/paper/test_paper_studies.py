@@ -175,7 +175,8 @@ def test_sgd_linear_stability_bounds_and_table_closed_forms(tmp_path: Path, reci
     caption = closed_form_caption(table.closed_forms)
     assert f"sgd_stability $= {sympy.latex(factor)}$" in caption
     assert f"nonuniformity $= {sympy.latex(sympy.sqrt(batch * (n_ - 1) / (n_ - batch)) / eta)}$" in caption
-    assert r"\begin{tabular}" in table_latex(table, name="t")
+    tex = table_latex(table, name="t")
+    assert r"\begin{tabular}" in tex and r"Wu, Ma \& E" in tex and r"\\&" not in tex  # "&" escaped once
 
 
 def test_max_margin_curves_and_the_inverse_log_squared_rate(tmp_path: Path, recipes) -> None:
