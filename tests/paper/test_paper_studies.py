@@ -92,6 +92,14 @@ def test_diag_linear_bias_draws_q_alpha_and_the_min_l1_min_l2_references(tmp_pat
         assert res.success, res.message
         assert l1_line[k] == pytest.approx(np.abs(res.x).sum(), rel=1e-4)
         assert _xy(theory_l2)[1][k] == pytest.approx(np.linalg.norm(res.x), rel=1e-4)
+    table = recipes.diag_linear_bias_table(results)
+    np.testing.assert_allclose(table.frame["$\\|\\beta\\|_1$ ($Q_\\alpha$)"], [1.03, 1.3, 2.0], rtol=1e-12)
+    np.testing.assert_allclose(table.frame["$\\|\\beta\\|_1$ (GD)"], np.array([1.03, 1.3, 2.0]) * 1.05, rtol=1e-12)
+    # Q_alpha's coordinate potential as sympy prints it, built here from Woodworth et al.'s q(z)
+    alpha, beta = sympy.Symbol("alpha", positive=True), sympy.Symbol("beta", real=True)
+    z = beta / alpha**2
+    q_alpha = alpha**2 * (2 - sympy.sqrt(4 + z**2) + z * sympy.asinh(z / 2))
+    assert table.closed_forms == {"q_alpha": sympy.latex(q_alpha)}
 
 
 def test_learning_curves_panels_and_the_double_descent_break(tmp_path: Path, recipes) -> None:
