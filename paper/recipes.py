@@ -460,12 +460,13 @@ def sgd_linear_stability_table(results: "Results") -> PaperTable:
     out = []
     for row in frame.sort_values(["lr", "batch"]).itertuples():
         bound = sgd_max_nonuniformity(float(row.lr), int(row.batch), n)
-        out.append({"lr": float(row.lr), "B": int(row.batch), "sharpness": float(row.sharpness),
-                    "$2/\\eta$": eos_threshold(float(row.lr)), "non-uniformity": float(row.nonuniformity),
-                    "$s_{\\max}$": bound if np.isfinite(bound) else "--", "stability factor": float(row.sgd_stability)})
+        shown = lambda v: float(v) if np.isfinite(v) else "diverged"  # noqa: E731  (NaN: no minimum reached)
+        out.append({"lr": float(row.lr), "B": int(row.batch), "sharpness": shown(row.sharpness),
+                    "$2/\\eta$": eos_threshold(float(row.lr)), "non-uniformity": shown(row.nonuniformity),
+                    "$s_{\\max}$": bound if np.isfinite(bound) else "--", "stability factor": shown(row.sgd_stability)})
     caption = (f"Linear stability of the minima SGD reaches (Wu, Ma & E 2018; n = {n} digits images, erf network): "
                "a minimum is stable iff the stability factor is at most 1, which bounds the sharpness by $2/\\eta$ "
-               "and the non-uniformity by $s_{\\max}$ (none at full batch). NaN: the run diverged.")
+               "and the non-uniformity by $s_{\\max}$ (none at full batch).")
     return PaperTable(pd.DataFrame(out), caption, closed_forms(["sgd_stability", "nonuniformity"]))
 
 
