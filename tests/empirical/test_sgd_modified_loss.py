@@ -138,3 +138,35 @@ def test_epoch_test_orders_on_a_network(rng: np.random.Generator) -> None:
     assert 1.6 < big["error_flow"] / small["error_flow"] < 2.4
     assert 3.2 < big["error_modified"] / small["error_modified"] < 4.8
     assert small["error_modified"] < small["error_flow"] / 10
+
+
+def _context(rng: np.random.Generator, **settings: object) -> eb.EmpiricalContext:
+    import copy
+
+    from genlab.empirical import TrainSettings, train
+
+    x, y = _problem(rng, 12, 3, 2, "mse")
+    net = _net(3, 2, width=4)
+    module0 = copy.deepcopy(net)
+    s = TrainSettings(**{"optimizer": "sgd", "lr": 0.05, "steps": 6, "batch_size": 4, "measure_every": 3, **settings})
+    run = train(net, x, y, s, hooks=[eb.batch_gradient_hook(net, x, y, s)])
+    return eb.EmpiricalContext(x, y, x, y, "regression", s, module0, net, run)
+
+
+def test_cell_quantities_and_where_they_apply(rng: np.random.Generator) -> None:
+    # In a cell: G at the end equals batch_gradient_norm_of on the trained module (exact), its
+    # curve is against the flow time lr * step, and the epoch test runs only for plain SGD/GD at a
+    # constant lr with B dividing n (None for momentum, Adam, a cosine schedule, 12 % 5 != 0).
+    ctx = _context(rng)
+    g = eb.batch_gradient_norm(ctx)
+    objective = eb.BatchObjective(ctx.module, "mse")
+    assert g.value == eb.batch_gradient_norm_of(objective, objective.flat(), ctx.x_train, ctx.y_train, eb.epoch_batches(12, 4, 0))
+    np.testing.assert_allclose(g.curve.x, [0.0, 0.15, 0.3])
+    assert g.curve.x_label == "flow_time"
+    assert eb.sgd_epoch_error_modified(ctx).value < eb.sgd_epoch_error_flow(ctx).value
+    assert eb.sgd_epoch_mc_error(ctx).value == 0.0
+    assert eb.batch_gradient_norm_init(ctx).value > 0
+    for settings in ({"momentum": 0.9}, {"optimizer": "adam"}, {"schedule": "cosine"}, {"batch_size": 5}):
+        other = _context(rng, **settings)
+        assert eb.sgd_epoch_error_flow(other).value is None and eb.sgd_epoch_error_modified(other).value is None
+        assert eb.batch_gradient_norm(other).value is not None
