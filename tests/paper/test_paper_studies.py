@@ -204,3 +204,32 @@ def test_max_margin_curves_and_the_inverse_log_squared_rate(tmp_path: Path, reci
     assert len(dashed) == len(gaps) == 4
     for rate, gap in zip(dashed, gaps):
         np.testing.assert_allclose(_xy(rate)[1], _xy(gap)[1], rtol=1e-9)
+
+
+def test_trajectories_recipe_projects_the_stored_paths_on_their_top_two_components(tmp_path: Path, recipes) -> None:
+    """A real (torch) run of the shipped trajectories study, shrunk to 2 optimizers x 40 steps on
+    64 digits images and width 16; the drawn paths are checked against an SVD done here."""
+    from genlab.study._store import read_arrays
+
+    data = tomllib.loads((REPO / "studies" / "trajectories.toml").read_text(encoding="utf-8"))
+    data["grid"] = {"optimizer": ["sgd", "adam"], "batch_size": [32]}
+    data["task"]["n_train"] = 64
+    data["model"]["width"] = 16
+    data["train"].update(steps=40, measure_every=10)
+    data["quantities"] = ["train_loss", "trajectory_pca_variance"]
+    data.pop("table", None)
+    results = parse(data, source="trajectories.toml (paper test)").run(out=tmp_path / "t", workers=1)
+    assert not results.failed
+    fig = recipes.trajectories(results)
+    ax = fig.axes[0]
+    assert fig.get_size_inches()[0] == pytest.approx(3.3)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["sgd, B=32", "adam, B=32", "start", "end"]
+    paths = [read_arrays(results.run_dir, cell.id)["trajectory"] for cell in results.study.cells]
+    stacked = np.concatenate(paths)
+    centred = stacked - stacked.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    drawn = {line.get_label(): np.c_[_xy(line)] for line in ax.lines if line.get_label() in ("sgd, B=32", "adam, B=32")}
+    for label, path in zip(("sgd, B=32", "adam, B=32"), paths):
+        expected = (path - stacked.mean(axis=0)) @ vt[:2].T
+        signs = np.sign(np.sum(expected * drawn[label], axis=0))  # principal directions are defined up to sign
+        np.testing.assert_allclose(drawn[label], expected * signs, atol=1e-8 * np.abs(expected).max())  # two SVDs of one matrix
