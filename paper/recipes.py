@@ -257,7 +257,7 @@ def diag_linear_bias(results: "Results") -> "Figure":
             ax.set_ylim(min(low, *refs) - pad, max(high, *refs) + pad)
             ax.set_ylabel(label)
             ax.set_title(f"({letter})", loc="left")
-        axes[0].legend(loc="lower right", fontsize=6)
+        axes[0].legend(loc="center right", fontsize=6)  # the curve runs bottom-left to top-right
         axes[1].set_xscale("log")
         axes[1].set_xlabel(r"init scale $\alpha$ ($u_0 = v_0 = \alpha\mathbf{1}$)")
     return fig
