@@ -12,8 +12,8 @@
   / ``draft.model`` override single keys.
 
 :func:`build` runs each study once (the study runner reuses every cell already computed, by the
-content hash of its resolved config, in ``build/runs/<study>[-draft]`` and in the study's default
-run directory ``runs/<name>``), calls the recipes and writes the files. A file is written only when
+content hash of its resolved config, in ``build/runs/<study>``, ``build/runs/<study>-draft`` and
+the study's default run directory ``runs/<name>``), calls the recipes and writes the files. A file is written only when
 its bytes differ from what is on disk (temp file + rename), so a second build with nothing changed
 writes nothing. The sidecar ``<name>.provenance.json`` records the study hash (of the resolved cell
 configs), a hash of the results, the draft overrides, package versions and the git commit at which
@@ -29,7 +29,6 @@ import hashlib
 import importlib.util
 import io
 import json
-import shutil
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -209,11 +208,12 @@ def _seed_cache(study: "Study", run_dir: Path, sources: list[Path]) -> int:
             continue
         for source in sources:
             if source.resolve() != run_dir.resolve() and read_finished(source, cell) is not None:
-                (run_dir / CELLS_DIR).mkdir(parents=True, exist_ok=True)
+                # Atomic copies, arrays before the record (as the store writes them): an
+                # interrupted copy never leaves a half-written cell behind.
                 arrays = cell_path(source, cell.id).with_suffix(".npz")  # a cell's arrays, if it kept any
                 if arrays.is_file():
-                    shutil.copyfile(arrays, cell_path(run_dir, cell.id).with_suffix(".npz"))
-                shutil.copyfile(cell_path(source, cell.id), cell_path(run_dir, cell.id))
+                    atomic_write(cell_path(run_dir, cell.id).with_suffix(".npz"), arrays.read_bytes())
+                atomic_write(cell_path(run_dir, cell.id), cell_path(source, cell.id).read_bytes())
                 copied += 1
                 break
     return copied
@@ -229,7 +229,8 @@ def run_study(paper: Paper, entry: Entry, *, draft: bool, workers: int | None = 
 
     study = parse(study_data(paper, entry, draft=draft), source=entry.study)
     run_dir = paper.build_dir / "runs" / (study.name + ("-draft" if draft else ""))
-    _seed_cache(study, run_dir, [paper.build_dir / "runs" / study.name, paper.root / study.default_run_dir()])
+    runs = paper.build_dir / "runs"
+    _seed_cache(study, run_dir, [runs / study.name, runs / f"{study.name}-draft", paper.root / study.default_run_dir()])
     records = {}
     for cell in study.cells:
         record = read_finished(run_dir, cell)

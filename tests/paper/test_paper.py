@@ -181,6 +181,13 @@ def test_draft_build_reuses_the_full_grid_cells_and_marks_itself(paper_dir: Path
     assert len(list((paper_dir / "build" / "runs" / "lazy-draft" / "cells").glob("*.json"))) == 4
 
 
+def test_full_build_after_a_draft_computes_only_the_cells_the_draft_lacks(paper_dir: Path) -> None:
+    _build(paper_dir, only=["lazy_vs_rich"], draft=True)
+    assert len(fake_paper_cells.CALLS) == 4
+    _build(paper_dir, only=["lazy_vs_rich"])
+    assert len(fake_paper_cells.CALLS) == 4 + 18 - 4  # the draft's 4 cells are copied from its run folder
+
+
 def test_lazy_vs_rich_figure_draws_the_seed_means_and_the_collapse(paper_dir: Path) -> None:
     from genlab.paper import run_study
 
