@@ -176,6 +176,31 @@ def _check_positive(name: str, value: Any) -> float:
     return float(value)
 
 
+def _objective_data(module: nn.Module, x: Any, y: Any, loss: str) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """The trainable parameters and (x, y) as tensors of their dtype and device, after checking
+    the arguments every curvature function shares (loss name, shapes, targets of the loss)."""
+    _check_choice("loss", loss, LOSSES)
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"module must be a torch.nn.Module; got {type(module).__name__}")
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("module has no parameters with requires_grad")
+    device, dtype = params[0].device, params[0].dtype
+    as_tensor = lambda a: (a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))).to(device, dtype)  # noqa: E731
+    xt, yt = as_tensor(x), as_tensor(y)
+    if yt.ndim != 2:
+        raise ValueError(f"y must have shape (n, K); got {tuple(yt.shape)}")
+    if xt.shape[0] != yt.shape[0]:
+        raise ValueError(f"x and y must have the same number of rows; got {xt.shape[0]} and {yt.shape[0]}")
+    if xt.shape[0] == 0:
+        raise ValueError("x must have at least one row")
+    if loss in ("logistic", "squared_hinge") and (yt.shape[1] != 1 or not torch.all(yt.abs() == 1)):
+        raise ValueError(f"y for loss {loss!r} must be one column with values in {{-1, +1}}")
+    if loss == "cross_entropy" and (yt.shape[1] < 2 or not torch.all((yt == 0) | (yt == 1))):
+        raise ValueError("y for loss 'cross_entropy' must be one-hot with >= 2 columns")
+    return params, xt, yt
+
+
 def hessian_operator(
     module: nn.Module, x: Any, y: Any, *, loss: str = "mse", kind: str = "hessian"
 ) -> CurvatureOperator:
@@ -196,26 +221,8 @@ def hessian_operator(
         ``[p.flatten() for p in module.parameters() if p.requires_grad]``; its ``hvps``
         attribute counts the products applied.
     """
-    _check_choice("loss", loss, LOSSES)
     _check_choice("kind", kind, KINDS)
-    if not isinstance(module, nn.Module):
-        raise ValueError(f"module must be a torch.nn.Module; got {type(module).__name__}")
-    params = [p for p in module.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("module has no parameters with requires_grad")
-    device, dtype = params[0].device, params[0].dtype
-    as_tensor = lambda a: (a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))).to(device, dtype)  # noqa: E731
-    xt, yt = as_tensor(x), as_tensor(y)
-    if yt.ndim != 2:
-        raise ValueError(f"y must have shape (n, K); got {tuple(yt.shape)}")
-    if xt.shape[0] != yt.shape[0]:
-        raise ValueError(f"x and y must have the same number of rows; got {xt.shape[0]} and {yt.shape[0]}")
-    if xt.shape[0] == 0:
-        raise ValueError("x must have at least one row")
-    if loss in ("logistic", "squared_hinge") and (yt.shape[1] != 1 or not torch.all(yt.abs() == 1)):
-        raise ValueError(f"y for loss {loss!r} must be one column with values in {{-1, +1}}")
-    if loss == "cross_entropy" and (yt.shape[1] < 2 or not torch.all((yt == 0) | (yt == 1))):
-        raise ValueError("y for loss 'cross_entropy' must be one-hot with >= 2 columns")
+    params, xt, yt = _objective_data(module, x, y, loss)
 
     from curvlinops import GGNLinearOperator, HessianLinearOperator
 
@@ -223,7 +230,7 @@ def hessian_operator(
     cls = HessianLinearOperator if kind == "hessian" else GGNLinearOperator
     op = cls(module, criterion, params, [(xt, yt)], check_deterministic=False)
     size = sum(p.numel() for p in params)
-    return CurvatureOperator(op, size, dtype, device)
+    return CurvatureOperator(op, size, params[0].dtype, params[0].device)
 
 
 def top_eigenvalues(
@@ -532,14 +539,11 @@ def nonuniformity(
     tol = _check_positive("tol", tol)
     seed = _check_seed(seed)
     chunk = _check_int("chunk", chunk, 1)
-    op = hessian_operator(module, x, y, loss=loss)  # validates the arguments
-    params = [p for p in module.parameters() if p.requires_grad]
-    device, dtype = params[0].device, params[0].dtype
-    as_tensor = lambda a: (a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))).to(device, dtype)  # noqa: E731
-    cov = _NonUniformityOperator(module, as_tensor(x), as_tensor(y), loss, chunk)
-    size = op.shape[0]
+    params, xt, yt = _objective_data(module, x, y, loss)
+    size = sum(p.numel() for p in params)
     if size < 2:
         raise ValueError("the module needs at least 2 parameters")
+    cov = _NonUniformityOperator(module, xt, yt, loss, chunk)
     v0 = np.random.default_rng(seed).standard_normal(size)
     with _one_blas_thread():
         top = eigsh(cov, k=1, which="LA", ncv=min(size, 6), tol=tol, v0=v0, return_eigenvectors=False)
