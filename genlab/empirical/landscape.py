@@ -194,6 +194,11 @@ def sharpness_trace_ratio(ctx: EmpiricalContext) -> Measurement:
 
 
 def _sharpness_end(ctx: EmpiricalContext) -> float:
+    """The sharpness of the trained network: the sharpness hook's value at the final step when it
+    ran (the same computation on the same parameters), else computed once here."""
+    curve = _curve(ctx)
+    if curve is not None and curve.x[-1] == ctx.run.final_step:
+        return float(curve.y[-1])
     return ctx.cached(
         "sharpness_end",
         lambda: float(top_eigenvalues(ctx.module, ctx.x_train, ctx.y_train, k=1, tol=SHARPNESS_TOL,
