@@ -82,12 +82,16 @@ def eos_threshold(lr: float) -> float:
     return float(_lambdified("eos_threshold")(lr, 0.0, 0.0, 2.0, 1.0, 0.0))
 
 
+def _check_batch(batch: int, n: int) -> None:
+    if not isinstance(n, int) or n < 2 or not isinstance(batch, int) or not 1 <= batch <= n:
+        raise ValueError(f"batch and n must be ints with 1 <= batch <= n and n >= 2; got batch={batch!r}, n={n!r}")
+
+
 def sgd_max_sharpness(lr: float, batch: int, n: int, nonuniformity: float) -> float:
     """The largest sharpness of a minimum that SGD (``lr``, ``batch`` of ``n``) can stay in when
     its non-uniformity is ``nonuniformity``; NaN when no sharpness is stable (Wu et al. 2018)."""
     eos_threshold(lr)
-    if not isinstance(n, int) or n < 2 or not isinstance(batch, int) or not 1 <= batch <= n:
-        raise ValueError(f"batch and n must be ints with 1 <= batch <= n and n >= 2; got batch={batch!r}, n={n!r}")
+    _check_batch(batch, n)
     if not math.isfinite(nonuniformity) or nonuniformity < 0:
         raise ValueError(f"nonuniformity must be a finite float >= 0; got {nonuniformity!r}")
     variance = lr**2 * (n - batch) / (batch * (n - 1)) * nonuniformity**2
@@ -135,8 +139,7 @@ def sgd_max_nonuniformity(lr: float, batch: int, n: int) -> float:
     """sqrt(B (n - 1) / (n - B)) / lr: the largest non-uniformity of a minimum SGD with ``lr``
     and ``batch`` of ``n`` can stay in (Wu et al. 2018); inf at full batch."""
     eos_threshold(lr)
-    if not isinstance(n, int) or n < 2 or not isinstance(batch, int) or not 1 <= batch <= n:
-        raise ValueError(f"batch and n must be ints with 1 <= batch <= n and n >= 2; got batch={batch!r}, n={n!r}")
+    _check_batch(batch, n)
     if batch == n:
         return float("inf")
     return float(_lambdified("sgd_max_nonuniformity")(lr, 0.0, 0.0, float(n), float(batch), 0.0))
