@@ -76,6 +76,17 @@ def read_arrays(run_dir: Path, ident: str) -> dict[str, Any]:
         return {name: data[name] for name in data.files}
 
 
+def stored_array_names(run_dir: Path, ident: str) -> list[str]:
+    """The names of the arrays a finished cell stored, without loading them."""
+    import numpy as np
+
+    path = arrays_path(run_dir, ident)
+    if not path.exists():
+        return []
+    with np.load(path, allow_pickle=False) as data:
+        return list(data.files)
+
+
 def read_record(path: Path) -> dict[str, Any] | None:
     """The cell record at ``path`` if it parses as one, else None."""
     try:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from genlab.study._store import read_arrays
+from genlab.study._store import read_arrays, stored_array_names
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,9 +90,7 @@ def _network(config: dict[str, Any]) -> tuple[Any, Any, Any]:
 
 def trajectory_plane(results: "Results", *, points: int = PLANE_POINTS) -> TrajectoryPlane:
     """The cells' trajectories on the plane of their stacked top-2 principal directions."""
-    import torch
-
-    from genlab.empirical._slices import plane, trainable_parameters, unflat
+    from genlab.empirical._slices import plane
 
     paths, configs, labels = _trajectories(results)
     stacked = np.concatenate(list(paths.values()))
@@ -104,10 +102,7 @@ def trajectory_plane(results: "Results", *, points: int = PLANE_POINTS) -> Traje
     extent = (1 + MARGIN) * np.max(np.abs(np.concatenate(list(projected.values()))), axis=0)
     extent = np.where(extent > 0, extent, max(float(extent.max()), 1e-12))
     module, task, settings = _network(next(iter(configs.values())))
-    like = trainable_parameters(module)
-    ref = next(iter(like.values()))
-    as_params = lambda v: unflat(torch.as_tensor(v).to(ref.device, ref.dtype), like)  # noqa: E731
-    a, b, losses = plane(module, as_params(mean), as_params(components[0]), as_params(components[1]), task.x_train,
+    a, b, losses = plane(module, mean, components[0], components[1], task.x_train,
                          task.y_train, loss=settings.loss, span=(-extent[0], extent[0]), span_b=(-extent[1], extent[1]),
                          points=points)
     return TrajectoryPlane(a, b, losses, projected, explained, labels)
@@ -118,21 +113,17 @@ def solution_barriers(results: "Results", *, points: int = LINE_POINTS) -> tuple
     label_b, distance, barrier) and the loss along each segment (pair -> (points,) losses, at
     ``t = linspace(0, 1, points)``)."""
     import pandas as pd
-    import torch
 
-    from genlab.empirical._slices import barrier, interpolate, trainable_parameters, unflat
+    from genlab.empirical._slices import barrier, interpolate
 
     paths, configs, labels = _trajectories(results)
     if len(paths) < 2:
         raise ValueError("solution barriers need >= 2 cells with a stored trajectory")
     module, task, settings = _network(next(iter(configs.values())))
-    like = trainable_parameters(module)
-    ref = next(iter(like.values()))
-    as_params = lambda v: unflat(torch.as_tensor(v).to(ref.device, ref.dtype), like)  # noqa: E731
     rows, lines = [], {}
     for first, second in itertools.combinations(paths, 2):
         end_a, end_b = paths[first][-1], paths[second][-1]
-        t, losses = interpolate(module, as_params(end_a), as_params(end_b), task.x_train, task.y_train,
+        t, losses = interpolate(module, end_a, end_b, task.x_train, task.y_train,
                                 loss=settings.loss, points=points)
         lines[(first, second)] = losses
         rows.append({"cell_a": first, "cell_b": second, "label_a": labels[first], "label_b": labels[second],
@@ -228,7 +219,7 @@ def plot_loss_planes(results: "Results") -> "Figure":
 
 def available_views(results: "Results") -> list[str]:
     """The cross-cell views this run's stored arrays allow, by figure name."""
-    stored = [set(read_arrays(results.run_dir, cell.id)) for cell in results.study.cells]
+    stored = [set(stored_array_names(results.run_dir, cell.id)) for cell in results.study.cells]
     trajectories = sum("trajectory" in names for names in stored)
     views = ["trajectory_plane"] if trajectories else []
     views += ["solution_barriers"] if trajectories >= 2 else []
