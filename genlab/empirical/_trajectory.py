@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from genlab.empirical._slices import _check_range, flat, plane, trainable_parameters, unflat
+from genlab.empirical._slices import _check_range, flat, plane, trainable_parameters
 from genlab.empirical._train import Hook
 
 __all__ = ["Snapshots", "TrajectoryStats", "pca_plane", "snapshot_hook", "trajectory_statistics"]
@@ -175,10 +175,8 @@ def pca_plane(
     if not np.any(extent > 0):
         raise ValueError("snapshots must not all be equal (the trajectory spans no plane)")
     extent = np.where(extent > 0, extent, np.max(extent))
-    ref = next(iter(like.values()))
-    as_params = lambda v: unflat(torch.as_tensor(v).to(ref.device, ref.dtype), like)  # noqa: E731
     a, b, losses = plane(
-        module, as_params(final), as_params(stats.components[0]), as_params(stats.components[1]), x, y,
+        module, final, stats.components[0], stats.components[1], x, y,
         loss=loss, span=_check_range((-extent[0], extent[0]), "span"), span_b=(-extent[1], extent[1]),
         points=points, chunk_size=chunk_size,
     )
