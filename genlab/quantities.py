@@ -25,13 +25,31 @@ class Curve:
     x_label: str = "step"
 
 
+#: What a prediction's value is: the predicted value itself, or a bound the measurement should
+#: respect (``"upper"``: measured <= value; ``"lower"``: measured >= value).
+PREDICTION_KINDS = ("value", "upper", "lower")
+
+
 @dataclass(frozen=True, eq=False)
 class Prediction:
-    """What theory predicts for ``name``; ``value`` None where it makes no prediction here."""
+    """What theory predicts for ``name``; ``value`` None where it makes no prediction here.
+
+    ``kind`` says whether ``value`` is the predicted value or an upper/lower bound on the
+    measurement (see :data:`PREDICTION_KINDS`); a bound is checked as satisfied or violated,
+    never turned into a gap. ``spread`` is the predicted standard deviation of one measurement
+    around ``value`` where the theory gives one (e.g. over the random initial function of an
+    uncentred network), None otherwise.
+    """
 
     name: str
     value: float | None
     curve: Curve | None = None
+    kind: str = "value"
+    spread: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in PREDICTION_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(map(repr, PREDICTION_KINDS))}; got {self.kind!r}")
 
 
 @dataclass(frozen=True, eq=False)

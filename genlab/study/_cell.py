@@ -81,7 +81,8 @@ def run_cell(config: Mapping[str, Any], *, progress: Callable[[int, int], None] 
         prediction = theory_fn(theory_ctx) if theory_fn is not None else None
         theory_seconds += time.perf_counter() - tick
         measurement = spec_q.empirical(name)(empirical_ctx)
-        rows.append(QuantityRow(name, _number(prediction.value) if prediction else None, _number(measurement.value)))
+        rows.append(QuantityRow(name, _number(prediction.value) if prediction else None, _number(measurement.value),
+                                prediction.kind if prediction else "value", _number(prediction.spread) if prediction else None))
         columns = {**_curve_columns("empirical", measurement.curve), **_curve_columns("theory", prediction.curve if prediction else None)}
         if columns:
             curves[name] = columns

@@ -9,11 +9,30 @@ from typing import Any
 @dataclass(frozen=True)
 class QuantityRow:
     """One quantity of one cell. ``theory`` is None where the quantity has no prediction,
-    ``empirical`` None where it was not measured (e.g. the run diverged first)."""
+    ``empirical`` None where it was not measured (e.g. the run diverged first).
+    ``theory_kind`` is the prediction's kind ("value", "upper" or "lower" bound; see
+    genlab.quantities.Prediction) and ``theory_spread`` its predicted standard deviation of one
+    measurement, where the theory gives one."""
 
     quantity: str
     theory: float | None
     empirical: float | None
+    theory_kind: str = "value"
+    theory_spread: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"quantity": self.quantity, "theory": self.theory, "empirical": self.empirical}
+        if self.theory_kind != "value":
+            data["theory_kind"] = self.theory_kind
+        if self.theory_spread is not None:
+            data["theory_spread"] = self.theory_spread
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "QuantityRow":
+        """Records written before kinds and spreads existed read as plain values."""
+        return cls(data["quantity"], data["theory"], data["empirical"],
+                   data.get("theory_kind", "value"), data.get("theory_spread"))
 
 
 @dataclass(frozen=True)
@@ -40,7 +59,7 @@ class CellOutput:
         """JSON-safe except ``"arrays"`` (present only when there are some), which the store
         splits off into its own file."""
         data = {
-            "rows": [{"quantity": r.quantity, "theory": r.theory, "empirical": r.empirical} for r in self.rows],
+            "rows": [row.to_dict() for row in self.rows],
             "curves": self.curves,
             "status": self.status,
             "info": self.info,
@@ -52,7 +71,7 @@ class CellOutput:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CellOutput":
         return cls(
-            rows=[QuantityRow(r["quantity"], r["theory"], r["empirical"]) for r in data["rows"]],
+            rows=[QuantityRow.from_dict(r) for r in data["rows"]],
             curves=data.get("curves", {}),
             status=data.get("status", "ok"),
             info=data.get("info", {}),
