@@ -59,10 +59,12 @@ from torch import nn
 from genlab.empirical._context import EmpiricalContext
 from genlab.quantities import Measurement
 
-#: Lipschitz constants of the activations: max |sigma'|; GELU's x Phi(x) has max derivative
-#: 1 + phi(sqrt 2) sqrt 2 ~ 1.1289 at x = sqrt(2).
+#: Lipschitz constants of the activations: max |sigma'|. erf' = 2 exp(-x^2) / sqrt(pi) peaks at 0.
+#: GELU(x) = x Phi(x) has GELU' = Phi(x) + x phi(x) and GELU'' = phi(x) (2 - x^2), so its
+#: derivative peaks at x = sqrt(2): Phi(sqrt 2) + sqrt(2) phi(sqrt 2) = (1 + erf(1)) / 2 +
+#: exp(-1) / sqrt(pi) ~ 1.1289 (its minimum, -0.1289 at -sqrt(2), is smaller in magnitude).
 LIPSCHITZ = {"relu": 1.0, "identity": 1.0, "erf": 2.0 / math.sqrt(math.pi),
-             "gelu": 1.0 + math.sqrt(2.0) * math.exp(-1.0) / math.sqrt(2.0 * math.pi)}
+             "gelu": 0.5 * (1.0 + math.erf(1.0)) + math.exp(-1.0) / math.sqrt(math.pi)}
 MARGIN_QUANTILE = 0.1
 PACBAYES_DEVIATION = 0.1
 PACBAYES_DELTA = 0.05
