@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -35,9 +37,11 @@ def test_spec_is_frozen_keyword_only_and_hashable() -> None:
     spec = ArchSpec(activation="linear", w_std=2)
     assert spec.activation == "identity" and isinstance(spec.w_std, float)
     assert hash(spec) == hash(ArchSpec(activation="identity", w_std=2.0))
-    with pytest.raises(Exception):
+    # frozen: assignment raises dataclasses' FrozenInstanceError (an AttributeError) naming the field
+    with pytest.raises(dataclasses.FrozenInstanceError, match=r"cannot assign to field 'depth'"):
         spec.depth = 3  # type: ignore[misc]
-    with pytest.raises(TypeError):
+    # keyword-only: a positional field is refused by __init__ itself
+    with pytest.raises(TypeError, match=r"takes 1 positional argument but 2 were given"):
         ArchSpec("fc")  # type: ignore[misc]
 
 
