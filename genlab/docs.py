@@ -243,7 +243,7 @@ def quantities() -> str:
 
     lines = ["| quantity | topic | theory side | training hook |", "| --- | --- | --- | --- |"]
     for name, spec in QUANTITIES.items():
-        predicted = f"`genlab.theory.{spec.topic}`" if spec.has_theory else "none"
+        predicted = f"`genlab.theory.{spec.topic}.{name}`" if spec.has_theory(name) else "none"
         lines.append(f"| `{name}` | {spec.topic} | {predicted} | {spec.hook or ''} |")
     return "\n".join(lines) + "\n"
 

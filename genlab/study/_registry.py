@@ -1,15 +1,41 @@
 """The registry that pairs theory with measurement by quantity name.
 
 Each quantity names its topic: the empirical function ``genlab.empirical.<topic>.<name>`` and,
-when the theory predicts it, ``genlab.theory.<topic>.<name>``. Adding a quantity = one theory
-function + one empirical function + one line here. Nothing heavy is imported until a cell runs.
+when the theory predicts it, ``genlab.theory.<topic>.<name>``. Adding a quantity = one empirical
+function + one line here (+ one theory function of the same name, if theory predicts it).
+
+Whether a quantity has a theory side is not declared but read from the code: a quantity has one
+iff ``genlab/theory/<topic>.py`` defines a top-level function of that name whose first parameter
+is annotated ``TheoryContext`` (the module's source is parsed, not imported, so nothing heavy is
+loaded until a cell runs).
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+
+@functools.lru_cache(maxsize=None)
+def theory_functions(topic: str) -> frozenset[str]:
+    """Names of the predictions in ``genlab/theory/<topic>.py``: public top-level functions whose
+    first parameter is annotated ``TheoryContext``. Empty when the topic has no theory module."""
+    spec = importlib.util.find_spec(f"genlab.theory.{topic}")
+    if spec is None or spec.origin is None:
+        return frozenset()
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_") and node.args.args:
+            annotation = node.args.args[0].annotation
+            if annotation is not None and ast.unparse(annotation).strip("'\"").split(".")[-1] == "TheoryContext":
+                names.add(node.name)
+    return frozenset(names)
 
 
 @dataclass(frozen=True)
@@ -20,15 +46,19 @@ class QuantitySpec:
 
     topic: str
     hook: str | None = None
-    has_theory: bool = True  # False: genlab.theory.<topic> does not predict it (no module needed)
+
+    def has_theory(self, name: str) -> bool:
+        """Whether ``genlab.theory.<topic>`` predicts ``name`` (read from its source)."""
+        return name in theory_functions(self.topic)
 
     def empirical(self, name: str) -> Callable:
         return getattr(importlib.import_module(f"genlab.empirical.{self.topic}"), name)
 
     def theory(self, name: str) -> Callable | None:
-        if not self.has_theory:
+        """The prediction function, or None where the theory does not predict ``name``."""
+        if not self.has_theory(name):
             return None
-        return getattr(importlib.import_module(f"genlab.theory.{self.topic}"), name, None)
+        return getattr(importlib.import_module(f"genlab.theory.{self.topic}"), name)
 
     def hook_factory(self) -> Callable | None:
         if self.hook is None:
@@ -66,7 +96,7 @@ QUANTITIES: dict[str, QuantitySpec] = {
     "spectral_density": QuantitySpec("landscape"),
     "interpolation_barrier": QuantitySpec("landscape"),
     "loss_plane": QuantitySpec("landscape"),
-    "generalization_gap": QuantitySpec("generalization", has_theory=False),
+    "generalization_gap": QuantitySpec("generalization"),
     # implicit_bias topic: implicit-regularization solutions of linear predictors
     "solution_distance": QuantitySpec("implicit_bias"),
     "solution_l1": QuantitySpec("implicit_bias"),
@@ -77,25 +107,25 @@ QUANTITIES: dict[str, QuantitySpec] = {
     "normalized_margin": QuantitySpec("implicit_bias", hook="margin_hook"),
     "direction_test_error": QuantitySpec("implicit_bias"),
     # implicit_bias topic: SGD's implicit regularizer on a network (Smith et al. 2021)
-    "batch_gradient_norm": QuantitySpec("implicit_bias", hook="batch_gradient_hook", has_theory=False),
-    "batch_gradient_norm_init": QuantitySpec("implicit_bias", has_theory=False),
-    "full_gradient_norm": QuantitySpec("implicit_bias", hook="batch_gradient_hook", has_theory=False),
-    "gradient_noise": QuantitySpec("implicit_bias", hook="batch_gradient_hook", has_theory=False),
-    "sgd_epoch_error_flow": QuantitySpec("implicit_bias", has_theory=False),
-    "sgd_epoch_error_modified": QuantitySpec("implicit_bias", has_theory=False),
-    "sgd_epoch_mc_error": QuantitySpec("implicit_bias", has_theory=False),
+    "batch_gradient_norm": QuantitySpec("implicit_bias", hook="batch_gradient_hook"),
+    "batch_gradient_norm_init": QuantitySpec("implicit_bias"),
+    "full_gradient_norm": QuantitySpec("implicit_bias", hook="batch_gradient_hook"),
+    "gradient_noise": QuantitySpec("implicit_bias", hook="batch_gradient_hook"),
+    "sgd_epoch_error_flow": QuantitySpec("implicit_bias"),
+    "sgd_epoch_error_modified": QuantitySpec("implicit_bias"),
+    "sgd_epoch_mc_error": QuantitySpec("implicit_bias"),
     # generalization topic (issue 5): learning curves, norm/flatness measures, nn vs kernel
     "learning_curve_mse": QuantitySpec("generalization"),
-    "spectral_margin_bound": QuantitySpec("generalization", has_theory=False),
-    "path_norm": QuantitySpec("generalization", has_theory=False),
-    "frobenius_distance": QuantitySpec("generalization", has_theory=False),
-    "pacbayes_flatness": QuantitySpec("generalization", has_theory=False),
-    "pacbayes_bound": QuantitySpec("generalization", has_theory=False),
-    "pacbayes_kl": QuantitySpec("generalization", has_theory=False),
+    "spectral_margin_bound": QuantitySpec("generalization"),
+    "path_norm": QuantitySpec("generalization"),
+    "frobenius_distance": QuantitySpec("generalization"),
+    "pacbayes_flatness": QuantitySpec("generalization"),
+    "pacbayes_bound": QuantitySpec("generalization"),
+    "pacbayes_kl": QuantitySpec("generalization"),
     "nngp_test_mse": QuantitySpec("features"),
     "first_layer_alignment": QuantitySpec("features"),
     # optimization topic (issue 6, single-process optimizers): steps to a target training loss
-    "steps_to_target_loss": QuantitySpec("optimization", has_theory=False),
+    "steps_to_target_loss": QuantitySpec("optimization"),
 }
 
 QUANTITY_NAMES: tuple[str, ...] = tuple(QUANTITIES)

@@ -40,12 +40,6 @@ MAX_CELLS = 10_000
 SECTIONS = ("task", "model", "train")
 _KEY_ORDER = ("model", "train", "task")  # how grid keys are listed and searched
 TOP_KEYS = ("name", "description", "quantities", "task", "model", "train", "grid", "table", "regime", "resources")
-#: Quantity names accepted while ``genlab.study._registry`` is not importable.
-_FALLBACK_QUANTITIES = (
-    "train_loss", "test_loss", "test_mse", "test_error", "ntk_drift", "alignment_init", "alignment_end",
-    "weight_change", "linearization_distance", "train_loss_curve", "test_loss_curve", "feature_cka",
-    "feature_rank", "init_kernel_test_mse", "after_kernel_test_mse",
-)
 _CUSTOM = "genlab_"  # prefix of our own pydantic error types: their message is complete
 _CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 _FIELD_PREFIX = re.compile(r"^(?:ArchSpec|TrainSettings|train|task|model)\.(\w+)\s+(.*)$", re.DOTALL)
@@ -242,13 +236,9 @@ class _StudyFile(BaseModel):
 
 
 def _quantity_names() -> tuple[str, ...]:
-    try:
-        from genlab.study._registry import QUANTITY_NAMES
-    except ImportError as exc:
-        if exc.name != "genlab.study._registry":
-            raise
-        return _FALLBACK_QUANTITIES
-    return tuple(QUANTITY_NAMES)
+    from genlab.study._registry import QUANTITY_NAMES
+
+    return QUANTITY_NAMES
 
 
 def _task_registry() -> Mapping[str, type]:

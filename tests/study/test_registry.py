@@ -1,38 +1,87 @@
-"""The registry pairs theory/<topic>.py with empirical/<topic>.py by quantity name."""
+"""The registry pairs theory/<topic>.py with empirical/<topic>.py by quantity name, and what it
+says about a quantity's theory side is what the code has."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
+import typing
 
 import pytest
 
-from genlab.study._registry import QUANTITIES, QUANTITY_NAMES
+import genlab.theory
+from genlab.quantities import Prediction
+from genlab.study._registry import QUANTITIES, QUANTITY_NAMES, theory_functions
+from genlab.theory import TheoryContext
+
+
+def _predictions_by_import() -> dict[str, set[str]]:
+    """Independently of the registry's source parsing: import every theory module and keep its
+    public functions whose first parameter's resolved type hint is TheoryContext."""
+    found: dict[str, set[str]] = {}
+    for info in pkgutil.iter_modules(genlab.theory.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"genlab.theory.{info.name}")
+        for name, fn in vars(module).items():
+            if not inspect.isfunction(fn) or fn.__module__ != module.__name__ or name.startswith("_"):
+                continue
+            params = list(inspect.signature(fn).parameters)
+            if params and typing.get_type_hints(fn).get(params[0]) is TheoryContext:
+                found.setdefault(info.name, set()).add(name)
+    return found
 
 
 @pytest.mark.parametrize("name", QUANTITY_NAMES)
 def test_each_quantity_resolves_on_both_sides_by_its_own_name(name: str) -> None:
     spec = QUANTITIES[name]
     assert spec.empirical(name).__name__ == name
-    theory = spec.theory(name)
-    assert theory is None or theory.__name__ == name
+    if spec.has_theory(name):
+        theory = spec.theory(name)
+        assert theory.__name__ == name and theory.__module__ == f"genlab.theory.{spec.topic}"
+    else:
+        assert spec.theory(name) is None
+        module = importlib.import_module(f"genlab.empirical.{spec.topic}")  # the empirical side exists
+        assert callable(getattr(module, name))
     if spec.hook is not None:
         assert callable(spec.hook_factory())
 
 
-@pytest.mark.parametrize("topic", sorted({q.topic for q in QUANTITIES.values() if q.has_theory}))
-def test_every_theory_function_of_a_topic_is_registered(topic: str) -> None:
-    """A prediction in theory/<topic>.py (a public function of the cell's TheoryContext) that no
-    registry line names would never be paired; closed-form helpers (eos_threshold, ...) are not
-    predictions."""
-    module = importlib.import_module(f"genlab.theory.{topic}")
-    predictions = {
-        n for n, f in vars(module).items()
-        if inspect.isfunction(f) and f.__module__ == module.__name__ and not n.startswith("_")
-        and list(inspect.signature(f).parameters) == ["ctx"]
-    }
-    assert predictions and predictions <= set(QUANTITY_NAMES), predictions - set(QUANTITY_NAMES)
+def test_theory_sides_read_from_source_equal_those_found_by_import() -> None:
+    """Both directions: every quantity said to have a theory side has that prediction function,
+    and every prediction function in genlab.theory is a registered quantity of its topic."""
+    by_import = _predictions_by_import()
+    assert by_import, "no prediction functions found in genlab.theory"
+    claimed = {(q.topic, name) for name, q in QUANTITIES.items() if q.has_theory(name)}
+    existing = {(topic, name) for topic, names in by_import.items() for name in names}
+    assert claimed == existing, {"claimed without a function": claimed - existing, "unregistered": existing - claimed}
+    for topic, names in by_import.items():
+        assert theory_functions(topic) == names
 
 
-def test_quantities_without_a_theory_side_return_no_prediction() -> None:
+def test_quantities_without_a_theory_side_are_exactly_those_without_a_function() -> None:
+    """The landscape measurements with no closed form (hessian_trace, trajectories, slices) and
+    the generalization measures have no theory side; the EoS sharpness does."""
+    assert not QUANTITIES["hessian_trace"].has_theory("hessian_trace")
+    assert not QUANTITIES["loss_plane"].has_theory("loss_plane")
+    assert not QUANTITIES["generalization_gap"].has_theory("generalization_gap")
     assert QUANTITIES["generalization_gap"].theory("generalization_gap") is None
+    assert QUANTITIES["sharpness"].has_theory("sharpness")
+    assert theory_functions("no_such_topic") == frozenset()
+
+
+def test_a_theory_side_returns_a_prediction_of_its_own_name() -> None:
+    """A prediction is called on a context and answers with its own name (here muP, where the
+    kernel-regime theory makes no prediction, so no kernel is computed)."""
+    import numpy as np
+
+    from genlab.empirical import TrainSettings
+    from genlab.models import ArchSpec
+
+    x = np.linspace(-1, 1, 8).reshape(4, 2)
+    ctx = TheoryContext(spec=ArchSpec(parametrization="mup"), width=8, centered=True, settings=TrainSettings(),
+                        x_train=x, y_train=x[:, :1], x_test=x, y_test=x[:, :1], kind="regression", steps=np.array([0, 1]))
+    for name in ("ntk_drift", "weight_change", "alignment_init"):
+        prediction = QUANTITIES[name].theory(name)(ctx)
+        assert isinstance(prediction, Prediction) and prediction.name == name and prediction.value is None
