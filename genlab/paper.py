@@ -59,7 +59,7 @@ CLOSED_FORMS: dict[str, tuple[str, str]] = {
     "nonuniformity": ("landscape", "sgd_max_nonuniformity"),
     # Expressions recipes cite by their own name, not through a quantity: solution_l1/l2 follow
     # Q_alpha for a diagonal net but min_norm for a linear model, and the sharpness threshold is
-    # eos_threshold_momentum only under momentum, so no quantity maps to these alone.
+    # eos_threshold_momentum only under momentum or weight decay, so no quantity maps to these alone.
     "q_alpha": ("implicit_bias", "q_alpha"),
     "min_norm": ("implicit_bias", "min_norm"),
     "eos_threshold_momentum": ("landscape", "eos_threshold_momentum"),

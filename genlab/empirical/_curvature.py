@@ -9,7 +9,8 @@ and ``loss_scale = getattr(module, "loss_scale", 1.0)`` (``1/alpha^2`` for
 :class:`~genlab.models.OutputScaled`). ``theta`` are the module's parameters with
 ``requires_grad``. So the top eigenvalue is directly comparable with ``2 / lr`` (edge of
 stability, Cohen et al. 2021). Weight decay ``(wd/2) ||theta||^2`` is not included: it adds
-``wd`` to every eigenvalue (and ``wd * P`` to the trace).
+``wd`` to every eigenvalue (and ``wd * P`` to the trace), which is why the threshold it is
+compared with, :func:`genlab._stability.eos_threshold`, is ``2 (1 + momentum) / lr - wd``.
 
 Two curvature matrices (``kind``):
 

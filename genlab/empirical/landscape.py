@@ -7,10 +7,12 @@ full training set (genlab.empirical._curvature). Quantities:
   comes from :func:`sharpness_hook` (every measured step);
 - ``sharpness_max``: its maximum along training;
 - ``sharpness_late``: its mean over the last ``LATE_FRACTION`` of the steps (the edge-of-stability
-  plateau of Cohen et al. 2021, compared with 2/lr);
-- ``steps_to_eos``: the first measured step at which the sharpness is within ``EOS_BAND`` of 2/lr
-  (from below after progressive sharpening, or from above after a catapult, Lewkowycz et al.
-  2020, when the initial sharpness already exceeds 2/lr); None if never;
+  plateau of Cohen et al. 2021, compared with the threshold 2 (1 + momentum)/lr - weight_decay,
+  2/lr for plain GD: :func:`genlab._stability.eos_threshold`, the formula the theory side uses);
+- ``steps_to_eos``: the first measured step at which the sharpness is within ``EOS_BAND`` (relative)
+  of that threshold (from below after progressive sharpening, or from above after a catapult,
+  Lewkowycz et al. 2020, when the initial sharpness already exceeds it); None if never (and when
+  the weight decay alone leaves no positive threshold);
 - ``path_length``, ``distance_from_init``, ``trajectory_pca_variance``: the optimizer's path
   through parameter space from snapshots taken at measured steps (:func:`trajectory_hook`):
   sum_k ||theta_{k+1} - theta_k||, ||theta_end - theta_0||, and the fraction of the trajectory's
@@ -42,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from genlab._stability import eos_threshold
 from genlab.empirical._context import EmpiricalContext
 from genlab.empirical._curvature import hessian_trace as _hutchinson
 from genlab.empirical._curvature import density_from_nodes as _density
@@ -58,7 +61,8 @@ from genlab.quantities import Curve, Measurement
 SHARPNESS_TOL = 1e-3
 #: The late phase of training over which the plateau is averaged.
 LATE_FRACTION = 0.2
-#: Relative distance to 2/lr within which the sharpness counts as at the edge of stability.
+#: Relative distance to the stability threshold within which the sharpness counts as at the edge
+#: of stability.
 EOS_BAND = 0.1
 #: Rademacher vectors of the final trace estimate.
 TRACE_SAMPLES = 64
@@ -172,7 +176,9 @@ def steps_to_eos(ctx: EmpiricalContext) -> Measurement:
     curve = _curve(ctx)
     if curve is None:
         return Measurement("steps_to_eos", None)
-    reached = np.nonzero(np.abs(curve.y * ctx.settings.effective_lr(len(ctx.x_train)) / 2.0 - 1.0) <= EOS_BAND)[0]
+    s = ctx.settings
+    threshold = eos_threshold(s.effective_lr(len(ctx.x_train)), s.momentum, s.weight_decay)
+    reached = np.nonzero(np.abs(curve.y - threshold) <= EOS_BAND * threshold)[0]
     return Measurement("steps_to_eos", float(curve.x[reached[0]]) if reached.size else None)
 
 

@@ -1,10 +1,15 @@
 """Landscape thresholds (mirrors genlab.empirical.landscape), carried as sympy closed forms.
 
 - Edge of stability (Cohen, Kaur, Li, Kolter & Talwalkar 2021): gradient descent with learning
-  rate eta on a quadratic is stable iff the sharpness (top Hessian eigenvalue) is below 2/eta.
-  On neural networks with the MSE, full-batch GD first sharpens progressively and then hovers at
-  about 2/eta. Predicted: the sharpness during the late phase, its maximum and its final value
-  are all 2/eta.
+  rate eta, heavy-ball momentum beta and weight decay wd on a quadratic is stable iff the
+  sharpness (top Hessian eigenvalue of the loss L, without the decay term) is below
+  2 (1 + beta) / eta - wd (2/eta for plain GD; derivation in genlab._stability, whose
+  :func:`~genlab._stability.eos_threshold` both sides use). On neural networks with the MSE,
+  full-batch GD first sharpens progressively and then hovers at about that threshold. Predicted
+  under full-batch GD: the sharpness during the late phase, its maximum and its final value are
+  all the threshold (kind "value"). Under SGD (batch < n) the mean iterate follows GD, so a
+  minimum SGD can stay in has a sharpness below the threshold (a stable second moment needs a
+  stable mean): the same number is then an upper bound (kind "upper").
 - Linear stability of SGD minima (Wu, Ma & E 2018, "How SGD selects the global minima in
   over-parameterized learning"): a minimum with sharpness a and non-uniformity
   s = sqrt(lambda_max((1/n) sum_i H_i^2 - H^2)) is linearly stable for SGD with learning rate eta
@@ -14,7 +19,8 @@
   (2/eta at full batch; no stable minimum when the square root is imaginary). The condition
   can hold for some a only if s <= s_max = sqrt(B (n - 1) / (n - B)) / eta (at a = 1/eta): the
   predicted bound on the non-uniformity of any minimum SGD reaches (infinite at full batch).
-  Predicted for the measured stability factor ``sgd_stability``: at most 1.
+  Predicted for the measured stability factor ``sgd_stability``: at most 1. Both are upper
+  bounds (kind "upper"): tables check them as satisfied or violated, never as a gap.
 
 The expressions are sympy objects (``EXPRESSIONS``), evaluated through ``sympy.lambdify`` and
 printed with :func:`latex` in tables and paper captions.
@@ -28,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from genlab._stability import eos_threshold  # re-exported: the closed-form helpers' threshold
 from genlab.quantities import Curve, Prediction
 from genlab.theory._context import TheoryContext
 
@@ -37,12 +44,13 @@ def _expressions() -> dict[str, Any]:
     import sympy as sp
 
     eta, a, s, n, batch = sp.symbols("eta a s n B", positive=True)
-    beta = sp.Symbol("beta", nonnegative=True)
+    beta, wd = sp.Symbol("beta", nonnegative=True), sp.Symbol("lambda_wd", nonnegative=True)
     variance = eta**2 * (n - batch) / (batch * (n - 1)) * s**2
+    heavy_ball = 2 * (1 + beta) / eta - wd
     return {
-        "symbols": {"eta": eta, "a": a, "s": s, "n": n, "B": batch, "beta": beta},
-        "eos_threshold": 2 / eta,
-        "eos_threshold_momentum": 2 * (1 + beta) / eta,
+        "symbols": {"eta": eta, "a": a, "s": s, "n": n, "B": batch, "beta": beta, "wd": wd},
+        "eos_threshold": heavy_ball.subs({beta: 0, wd: 0}),
+        "eos_threshold_momentum": heavy_ball,
         "sgd_stability_condition": (1 - eta * a) ** 2 + variance,
         "sgd_max_sharpness": (1 + sp.sqrt(1 - variance)) / eta,
         "sgd_max_nonuniformity": sp.sqrt(batch * (n - 1) / (n - batch)) / eta,
@@ -50,8 +58,11 @@ def _expressions() -> dict[str, Any]:
 
 
 def expression(name: str) -> Any:
-    """The sympy expression ``name``: "eos_threshold", "sgd_stability_condition" (<= 1 means
-    stable), "sgd_max_sharpness" or "sgd_max_nonuniformity"."""
+    """The sympy expression ``name``: "eos_threshold" (2/eta, plain GD),
+    "eos_threshold_momentum" (2 (1 + beta)/eta - lambda_wd: heavy-ball momentum beta and weight
+    decay lambda_wd; the closed form of genlab._stability.eos_threshold),
+    "sgd_stability_condition" (<= 1 means stable), "sgd_max_sharpness" or
+    "sgd_max_nonuniformity"."""
     exprs = _expressions()
     if name not in exprs or name == "symbols":
         names = ", ".join(repr(k) for k in exprs if k != "symbols")
@@ -71,15 +82,8 @@ def _lambdified(name: str) -> Any:
     import sympy as sp
 
     symbols = _expressions()["symbols"]
-    order = [symbols[k] for k in ("eta", "a", "s", "n", "B", "beta")]
+    order = [symbols[k] for k in ("eta", "a", "s", "n", "B")]
     return sp.lambdify(order, expression(name), modules="math")
-
-
-def eos_threshold(lr: float) -> float:
-    """2 / lr: the sharpness at which GD with learning rate ``lr`` stops being stable."""
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a finite float > 0; got {lr!r}")
-    return float(_lambdified("eos_threshold")(lr, 0.0, 0.0, 2.0, 1.0, 0.0))
 
 
 def _check_batch(batch: int, n: int) -> None:
@@ -97,30 +101,24 @@ def sgd_max_sharpness(lr: float, batch: int, n: int, nonuniformity: float) -> fl
     variance = lr**2 * (n - batch) / (batch * (n - 1)) * nonuniformity**2
     if variance > 1:
         return float("nan")
-    return float(_lambdified("sgd_max_sharpness")(lr, 0.0, nonuniformity, float(n), float(batch), 0.0))
-
-
-def eos_threshold_momentum(lr: float, momentum: float) -> float:
-    """2 (1 + beta) / lr: the stability threshold of heavy-ball GD (torch's SGD momentum
-    ``beta``, without dampening or Nesterov) on a quadratic, where the EoS plateau sits for
-    momentum (Cohen et al. 2021, Sec. 3 and App. on momentum)."""
-    eos_threshold(lr)
-    if not isinstance(momentum, (int, float)) or isinstance(momentum, bool) or not 0 <= momentum < 1:
-        raise ValueError(f"momentum must be a float in [0, 1); got {momentum!r}")
-    return float(_lambdified("eos_threshold_momentum")(lr, 0.0, 0.0, 2.0, 1.0, float(momentum)))
+    return float(_lambdified("sgd_max_sharpness")(lr, 0.0, nonuniformity, float(n), float(batch)))
 
 
 def _gd_threshold(ctx: TheoryContext, name: str) -> Prediction:
-    """2 (1 + momentum)/lr for full-batch (heavy-ball) GD at a constant learning rate (the EoS
-    plateau); for SGD the same value bounds the sharpness of a stable minimum (mean stability),
-    so it is reported too. No prediction for other optimizers (Adam's, SAM's and Entropy-SGD's
-    thresholds differ: preconditioning, the ascent step) or schedules (the threshold moves with
-    the step size)."""
+    """2 (1 + momentum)/lr - weight_decay (genlab._stability.eos_threshold) for (heavy-ball) GD
+    or SGD at a constant learning rate: the EoS plateau value under full-batch GD, an upper bound
+    on the sharpness of a minimum SGD with batch < n can stay in. ``sharpness_max`` includes the
+    initial sharpness: a network initialised sharper than the threshold violates the SGD bound
+    until it leaves that region (the catapult of Lewkowycz et al. 2020). No prediction for other
+    optimizers (Adam's, SAM's and Entropy-SGD's thresholds differ: preconditioning, the ascent
+    step) or schedules (the threshold moves with the step size)."""
     s = ctx.settings
     if s.optimizer not in ("gd", "sgd") or s.schedule != "constant":
         return Prediction(name, None)
-    threshold = eos_threshold_momentum(s.effective_lr(len(ctx.x_train)), s.momentum)
-    return Prediction(name, threshold, Curve(ctx.steps, np.full(len(ctx.steps), threshold)) if name == "sharpness" else None)
+    n = len(ctx.x_train)
+    threshold = eos_threshold(s.effective_lr(n), s.momentum, s.weight_decay)
+    curve = Curve(ctx.steps, np.full(len(ctx.steps), threshold)) if name == "sharpness" else None
+    return Prediction(name, threshold, curve, kind="value" if s.batch(n) == n else "upper")
 
 
 def sharpness(ctx: TheoryContext) -> Prediction:
@@ -142,7 +140,7 @@ def sgd_max_nonuniformity(lr: float, batch: int, n: int) -> float:
     _check_batch(batch, n)
     if batch == n:
         return float("inf")
-    return float(_lambdified("sgd_max_nonuniformity")(lr, 0.0, 0.0, float(n), float(batch), 0.0))
+    return float(_lambdified("sgd_max_nonuniformity")(lr, 0.0, 0.0, float(n), float(batch)))
 
 
 def _plain_sgd(ctx: TheoryContext) -> bool:
@@ -152,15 +150,17 @@ def _plain_sgd(ctx: TheoryContext) -> bool:
 
 
 def nonuniformity(ctx: TheoryContext) -> Prediction:
-    """The bound s_max on the non-uniformity of the minimum reached; None at full batch (no bound)."""
+    """An upper bound: the non-uniformity of the minimum reached is at most s_max; None at full
+    batch (no bound)."""
     if not _plain_sgd(ctx):
-        return Prediction("nonuniformity", None)
+        return Prediction("nonuniformity", None, kind="upper")
     n = len(ctx.x_train)
     batch = ctx.settings.batch(n)
     bound = sgd_max_nonuniformity(ctx.settings.effective_lr(n), batch, n)
-    return Prediction("nonuniformity", bound if math.isfinite(bound) else None)
+    return Prediction("nonuniformity", bound if math.isfinite(bound) else None, kind="upper")
 
 
 def sgd_stability(ctx: TheoryContext) -> Prediction:
-    """The stability factor of a minimum SGD stays in is at most 1 (Wu et al. 2018, Thm. 1)."""
-    return Prediction("sgd_stability", 1.0 if _plain_sgd(ctx) else None)
+    """An upper bound: the stability factor of a minimum SGD stays in is at most 1 (Wu et al.
+    2018, Thm. 1)."""
+    return Prediction("sgd_stability", 1.0 if _plain_sgd(ctx) else None, kind="upper")

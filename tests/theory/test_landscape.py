@@ -10,7 +10,6 @@ import pytest
 
 from genlab.theory.landscape import (
     eos_threshold,
-    eos_threshold_momentum,
     expression,
     latex,
     sgd_max_nonuniformity,
@@ -29,26 +28,6 @@ def test_eos_threshold_is_where_gd_on_a_quadratic_stops_converging() -> None:
             x -= lr * a * x
         assert (abs(x) < 1.0) is converges
     assert latex("eos_threshold") == r"\frac{2}{\eta}"
-
-
-def test_heavy_ball_threshold_is_where_momentum_gd_on_a_quadratic_stops_converging() -> None:
-    """torch's SGD momentum, v <- beta v + a x, x <- x - lr v, on a/2 x^2: the iteration matrix
-    [[1 - lr a, lr beta], [-a, beta]] (in (x, v) after the update) has spectral radius < 1 iff
-    a < 2 (1 + beta) / lr. Checked by running torch.optim.SGD itself on both sides."""
-    import torch
-
-    lr, beta = 0.1, 0.9
-    threshold = eos_threshold_momentum(lr, beta)
-    assert threshold == pytest.approx(2 * (1 + beta) / lr, rel=1e-15)
-    for a, converges in ((0.98 * threshold, True), (1.02 * threshold, False)):
-        x = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
-        opt = torch.optim.SGD([x], lr=lr, momentum=beta)
-        for _ in range(3000):
-            opt.zero_grad()
-            (0.5 * a * x**2).sum().backward()
-            opt.step()
-        assert bool(abs(float(x.detach())) < 1.0) is converges
-    assert latex("eos_threshold_momentum") == r"\frac{2 \beta + 2}{\eta}"
 
 
 def test_sgd_stability_condition_equals_the_exact_second_moment_over_all_batches() -> None:
@@ -99,7 +78,7 @@ def test_sgd_max_nonuniformity_is_where_no_sharpness_is_stable() -> None:
         (lambda: eos_threshold(0.0), r"lr must be a finite float > 0; got 0\.0"),
         (lambda: sgd_max_sharpness(0.1, 0, 10, 1.0), r"batch and n must be ints with 1 <= batch <= n"),
         (lambda: sgd_max_sharpness(0.1, 2, 10, -1.0), r"nonuniformity must be a finite float >= 0"),
-        (lambda: expression("nope"), r"name must be one of 'eos_threshold'"),
+        (lambda: expression("nope"), r"name must be one of 'eos_threshold', 'eos_threshold_momentum'"),
     ],
 )
 def test_bad_arguments_are_named(call, match) -> None:
@@ -111,14 +90,58 @@ def test_predictions_use_the_linearly_scaled_learning_rate() -> None:
     """lr_scaling = "linear": the step actually taken is lr * B / base_batch = 0.2 here, so the
     thresholds are 2/0.2 and sqrt(B (n-1)/(n-B)) / 0.2."""
     from genlab.empirical import TrainSettings
-    from genlab.models import ArchSpec
-    from genlab.theory import TheoryContext
     from genlab.theory import landscape
 
     n, batch = 32, 16
-    settings = TrainSettings(optimizer="sgd", lr=0.1, batch_size=batch, lr_scaling="linear", base_batch=8)
-    x, y = np.zeros((n, 3)), np.zeros((n, 1))
-    ctx = TheoryContext(spec=ArchSpec(), width=8, centered=False, settings=settings, x_train=x, y_train=y,
-                        x_test=x, y_test=y, kind="regression", steps=np.array([0, 10]))
+    ctx = _ctx(TrainSettings(optimizer="sgd", lr=0.1, batch_size=batch, lr_scaling="linear", base_batch=8), n)
     assert landscape.sharpness(ctx).value == pytest.approx(2 / 0.2, rel=1e-12)
     assert landscape.nonuniformity(ctx).value == pytest.approx(np.sqrt(batch * (n - 1) / (n - batch)) / 0.2, rel=1e-12)
+
+def _ctx(settings, n: int = 32):
+    from genlab.models import ArchSpec
+    from genlab.theory import TheoryContext
+
+    x, y = np.zeros((n, 3)), np.zeros((n, 1))
+    return TheoryContext(spec=ArchSpec(), width=8, centered=False, settings=settings, x_train=x, y_train=y,
+                         x_test=x, y_test=y, kind="regression", steps=np.array([0, 10]))
+
+
+def test_sharpness_threshold_is_the_plateau_value_under_gd_and_an_upper_bound_under_sgd() -> None:
+    """Full-batch GD hovers at the threshold (a value); SGD with batch < n stays below it (an
+    upper bound). An SGD batch that covers the training set is full-batch GD. Momentum and weight
+    decay enter both: 2 (1 + 0.9)/0.1 - 5e-4 = 37.9995."""
+    from genlab.empirical import TrainSettings
+    from genlab.theory import landscape
+
+    n = 32
+    for settings, kind in (
+        (TrainSettings(optimizer="gd", lr=0.1, momentum=0.9, weight_decay=5e-4), "value"),
+        (TrainSettings(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=n), "value"),
+        (TrainSettings(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=8), "upper"),
+    ):
+        for name in ("sharpness", "sharpness_max", "sharpness_late"):
+            prediction = getattr(landscape, name)(_ctx(settings, n))
+            assert prediction.value == pytest.approx(37.9995, rel=1e-12) and prediction.kind == kind, (name, settings)
+        assert landscape.sharpness(_ctx(settings, n)).curve.y == pytest.approx([37.9995] * 2, rel=1e-12)
+
+
+def test_sgd_bounds_are_upper_bounds() -> None:
+    """Wu et al.'s condition bounds the stability factor by 1 and the non-uniformity by s_max."""
+    from genlab.empirical import TrainSettings
+    from genlab.theory import landscape
+
+    ctx = _ctx(TrainSettings(optimizer="sgd", lr=0.1, batch_size=8))
+    stability, nonuniformity = landscape.sgd_stability(ctx), landscape.nonuniformity(ctx)
+    assert (stability.kind, nonuniformity.kind) == ("upper", "upper")
+    assert stability.value == pytest.approx(1.0, rel=1e-15)
+    assert nonuniformity.value == pytest.approx(np.sqrt(8 * 31 / 24) / 0.1, rel=1e-12)
+    momentum = _ctx(TrainSettings(optimizer="sgd", lr=0.1, batch_size=8, momentum=0.9))
+    assert landscape.sgd_stability(momentum).value is None and landscape.nonuniformity(momentum).value is None
+
+
+def test_no_sharpness_prediction_for_other_optimizers_or_schedules() -> None:
+    from genlab.empirical import TrainSettings
+    from genlab.theory import landscape
+
+    for settings in (TrainSettings(optimizer="adam"), TrainSettings(optimizer="gd", schedule="cosine")):
+        assert landscape.sharpness(_ctx(settings)).value is None
