@@ -13,7 +13,9 @@ named as the paired theory prediction. Conventions:
   of the empirical NTK with the probe targets;
 - ``weight_change`` = ||theta_T - theta_0|| / ||theta_0|| over the trained parameters;
 - ``linearization_distance`` = RMS(f_net - f_lin) / RMS(y) on the test set, where f_lin is the
-  first-order Taylor model at theta_0 trained with the same optimizer (Lee et al. 2019).
+  first-order Taylor model at theta_0 trained with the same optimizer (Lee et al. 2019); None
+  when the network or f_lin diverged (f_lin can diverge while the net converges: beyond
+  lr = 2n / lambda_max(Theta_0), the catapult phase of Lewkowycz et al. 2020).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from genlab.empirical._context import EmpiricalContext
+from genlab.empirical._context import EmpiricalContext, linear_closed_form
 from genlab.empirical._settings import TrainSettings
 from genlab.empirical._train import Hook
 from genlab.kernels import empirical_ntk, kernel_target_alignment
@@ -43,7 +45,7 @@ def classification_error(outputs: np.ndarray, targets: np.ndarray) -> float:
     return float(np.mean(np.argmax(outputs, axis=1) != np.argmax(targets, axis=1)))
 
 
-def _final_or_none(ctx: EmpiricalContext, value: Callable[[], float]) -> float | None:
+def _final_or_none(ctx: EmpiricalContext, value: Callable[[], float | None]) -> float | None:
     return None if ctx.run.diverged else value()
 
 
@@ -125,8 +127,24 @@ def weight_change(ctx: EmpiricalContext) -> Measurement:
     return Measurement("weight_change", value)
 
 
+def _linearized_diverged(ctx: EmpiricalContext) -> bool:
+    """Whether training the linearized model diverged by train()'s rule (a NaN/inf loss or one
+    above ``divergence_threshold``). Its outputs are then no measurement: explicit training stops
+    where the loss crossed the threshold while the GD closed form runs every step, so the distance
+    would be set by the threshold and the route (one GD run at lr = 2, width 16: 1.5e3 through
+    explicit training, 2.4e10 through the closed form)."""
+    if linear_closed_form(ctx.settings) and ctx.y_train.shape[1] == 1:  # the route of ctx.outputs
+        lin = ctx.outputs("linear", ctx.x_train, "train")
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged closed form may reach inf
+            loss = 0.5 * float(np.mean(np.sum((lin - ctx.y_train) ** 2, axis=1)))  # the closed form is MSE only
+        return not np.isfinite(loss) or loss > ctx.settings.divergence_threshold
+    return ctx.linearized()[1].diverged
+
+
 def linearization_distance(ctx: EmpiricalContext) -> Measurement:
-    def compute() -> float:
+    def compute() -> float | None:
+        if _linearized_diverged(ctx):
+            return None
         net = ctx.outputs("end", ctx.x_test, "test")
         lin = ctx.outputs("linear", ctx.x_test, "test")
         return float(np.sqrt(np.mean((net - lin) ** 2)) / np.sqrt(np.mean(ctx.y_test**2)))
