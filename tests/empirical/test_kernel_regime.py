@@ -276,6 +276,19 @@ def test_linearization_distance_against_an_explicit_taylor_model(momentum: float
     np.testing.assert_allclose(measure.linearization_distance(ctx).value, expected, rtol=LINEAR_MODEL_RTOL)
 
 
+@pytest.mark.parametrize("schedule", ["constant", "warmup_constant"], ids=["closed-form", "explicit"])
+def test_linearization_distance_is_none_when_only_the_linearized_model_diverges(schedule: str) -> None:
+    """At lr lambda_max(Theta_0) / n ~ 2.5 > 2 the Taylor model's GD diverges while the network
+    converges (the catapult phase, Lewkowycz et al. 2020). "warmup_constant" with no warm-up is the
+    same GD run through explicit training instead of the closed form; both routes must give None
+    rather than a number set by the divergence threshold (they gave 1.5e3 and 2.4e10)."""
+    ctx = _context(RELU, 16, TrainSettings(lr=2.0, steps=60, schedule=schedule))
+    lam = np.linalg.eigvalsh(explicit_ntk(ctx.module0, ctx.x_train)).max()
+    assert ctx.settings.lr * lam / len(ctx.x_train) > 2  # the linearized GD diverges
+    assert not ctx.run.diverged and ctx.run.train_loss[-1] < 0.2 * ctx.run.train_loss[0]  # the net converged
+    assert measure.linearization_distance(ctx).value is None
+
+
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_linearization_distance_of_a_linear_model_is_zero(momentum: float) -> None:
     """A linear model is its own first-order Taylor model: trained alike, the two agree to
@@ -283,6 +296,29 @@ def test_linearization_distance_of_a_linear_model_is_zero(momentum: float) -> No
     ctx = _context(LINEAR, 1, TrainSettings(lr=0.5, steps=40, momentum=momentum))
     assert measure.weight_change(ctx).value > 0.1
     assert 0 <= measure.linearization_distance(ctx).value < LINEAR_MODEL_RTOL
+
+
+# ----------------------------------------------------------------------------- several outputs
+
+
+def test_several_outputs_sum_the_ntk_over_outputs_and_train_the_linearized_model_explicitly() -> None:
+    """Three one-hot outputs (MSE): the drift and the alignments use the NTK traced over outputs,
+    sum_o <df_o(x), df_o(x')>, and the linearized model (whose outputs the finite-width NTK
+    couples) is trained explicitly rather than by the one-output closed form."""
+    task = make_task("gaussian_mixture", seed=0, n_train=30, n_test=24, d=4, n_classes=3)
+    spec = ArchSpec(depth=1, activation="relu", w_std=2**0.5, b_std=0.1, out_dim=3)
+    ctx = _context(spec, 16, TrainSettings(lr=0.2, steps=40), task=task)  # lr lambda_max / n ~ 1: f_lin converges
+    x, y = ctx.probe
+    k0, k1 = explicit_ntk(ctx.module0, x), explicit_ntk(ctx.module, x)
+    drift = np.linalg.norm(k1 - k0) / np.linalg.norm(k0)
+    assert drift > 0.05
+    np.testing.assert_allclose(measure.ntk_drift(ctx).value, drift, rtol=F64_KERNEL_RTOL)
+    np.testing.assert_allclose(measure.alignment_init(ctx).value, centered_alignment(k0, y), rtol=F64_KERNEL_RTOL)
+    np.testing.assert_allclose(measure.alignment_end(ctx).value, centered_alignment(k1, y), rtol=F64_KERNEL_RTOL)
+    net, lin = _outputs(ctx.module, ctx.x_test), explicit_linearized_outputs(ctx, ctx.x_test)
+    expected = np.sqrt(np.mean((net - lin) ** 2)) / np.sqrt(np.mean(ctx.y_test**2))
+    assert expected > 1e-3
+    np.testing.assert_allclose(measure.linearization_distance(ctx).value, expected, rtol=LINEAR_MODEL_RTOL)
 
 
 # ----------------------------------------------------------------------------- diverged runs
