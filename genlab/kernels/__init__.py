@@ -13,6 +13,7 @@ from genlab.kernels._regression import (
     gd_dynamics,
     gradient_flow,
     kernel_regression,
+    squared_error_moments,
 )
 from genlab.kernels._spectra import (
     center_kernel,
@@ -38,5 +39,6 @@ __all__ = [
     "kernel_spectrum",
     "kernel_target_alignment",
     "linear_cka",
+    "squared_error_moments",
     "target_eigencoefficients",
 ]

@@ -61,6 +61,7 @@ __all__ = [
     "gd_dynamics",
     "gradient_flow",
     "kernel_regression",
+    "squared_error_moments",
 ]
 
 class IllConditionedKernelWarning(UserWarning):
@@ -107,6 +108,12 @@ class FunctionSpaceTrajectory:
         var_train: (T, n) variance of each training output over the random initial function
             (the same for every output column), ``None`` without an NNGP prior.
         var_test: (T, m) the same on the test inputs, ``None`` without a prior or test kernel.
+        cov_test: (m, m) covariance over f0 of each test output column at the last requested
+            time ``t[-1]`` (the columns are independent and share it), ``None`` unless the prior
+            has the full (m, m) test-test block. Only the last time: it costs O(m² n).
+        test_loss_std: standard deviation over f0 of the test loss at ``t[-1]``: the spread of
+            one draw's (one seed's) test loss around ``test_loss[-1]``; ``None`` without
+            ``cov_test`` or test targets. See :func:`squared_error_moments`.
         diverged: gradient descent: some kernel eigenvalue has ``|1 − ηλ/n| > 1``, so that
             the residual along it grows; gradient flow: some eigenvalue is negative beyond
             the null-space tolerance (never for a positive semi-definite kernel).
@@ -121,6 +128,8 @@ class FunctionSpaceTrajectory:
     diverged: bool
     var_train: np.ndarray | None = None
     var_test: np.ndarray | None = None
+    cov_test: np.ndarray | None = None
+    test_loss_std: float | None = None
 
 
 @dataclass(frozen=True)
@@ -130,17 +139,18 @@ class _Prior:
     train_train: np.ndarray  # (n, n)
     test_train: np.ndarray | None  # (m, n)
     test_diag: np.ndarray | None  # (m,)
+    test_test: np.ndarray | None = None  # (m, m) when given in full
 
 
 def _as_prior(prior: Any, n: int, m: int | None) -> _Prior | None:
-    """Validate ``prior = (K_train_train, K_test_train, K_test_diag)`` (test parts None without
-    a test kernel)."""
+    """Validate ``prior = (K_train_train, K_test_train, K_test_test)`` with ``K_test_test`` the
+    (m, m) block or its (m,) diagonal (test parts None without a test kernel)."""
     if prior is None:
         return None
     try:
         k_xx, k_tx, k_tt = prior
     except (TypeError, ValueError):
-        raise ValueError("prior must be a tuple (K_train_train, K_test_train, K_test_diag) of NNGP blocks") from None
+        raise ValueError("prior must be a tuple (K_train_train, K_test_train, K_test_test) of NNGP blocks") from None
     k_xx = as_numpy(k_xx, "prior[0]", dtype=np.float64)
     if k_xx.shape != (n, n):
         raise ValueError(f"prior[0] (NNGP train-train) must have shape {(n, n)}; got {k_xx.shape}")
@@ -148,9 +158,14 @@ def _as_prior(prior: Any, n: int, m: int | None) -> _Prior | None:
         return _Prior(k_xx, None, None)
     k_tx = as_numpy(k_tx, "prior[1]", dtype=np.float64)
     k_tt = as_numpy(k_tt, "prior[2]", dtype=np.float64)
-    if k_tx.shape != (m, n) or k_tt.shape != (m,):
-        raise ValueError(f"prior[1] and prior[2] must have shapes {(m, n)} and {(m,)}; got {k_tx.shape} and {k_tt.shape}")
-    return _Prior(k_xx, k_tx, k_tt)
+    if k_tx.shape != (m, n) or k_tt.shape not in ((m,), (m, m)):
+        raise ValueError(
+            f"prior[1] and prior[2] must have shapes {(m, n)} and {(m, m)} (or its diagonal {(m,)}); "
+            f"got {k_tx.shape} and {k_tt.shape}"
+        )
+    if k_tt.ndim == 1:
+        return _Prior(k_xx, k_tx, k_tt)
+    return _Prior(k_xx, k_tx, np.diag(k_tt).copy(), k_tt)
 
 
 def _prior_variances(
@@ -176,6 +191,49 @@ def _prior_variances(
         bg = k_test_v * g
         var_test[i] = prior.test_diag - 2 * np.sum(bg * e_matrix, axis=1) + np.sum((bg @ m_matrix) * bg, axis=1)
     return var_train, var_test
+
+
+def _prior_test_covariance(
+    k_xx: np.ndarray, k_tx: np.ndarray, k_tt: np.ndarray, eigenvectors: np.ndarray, gain: np.ndarray, k_test_v: np.ndarray
+) -> np.ndarray:
+    """Covariance over f0 ~ GP(0, K) of one test output column at one time (gain (n,)).
+
+    The test outputs deviate from their mean by ``f0(X*) − A f0(X)`` with
+    ``A = Θ_* V diag(gain) Vᵀ`` (linear in f0), so with ``B G = Θ_* V diag(gain)``,
+    ``E = K_*X V`` and ``M = Vᵀ K_XX V``:
+
+        C = K_** − A K_X* − K_*X Aᵀ + A K_XX Aᵀ = K_** − (B G) Eᵀ − E (B G)ᵀ + (B G) M (B G)ᵀ,
+
+    whose diagonal is ``var_test`` (:func:`_prior_variances`).
+    """
+    bg = k_test_v * gain
+    cross = bg @ (k_tx @ eigenvectors).T
+    covariance = k_tt - cross - cross.T + bg @ (eigenvectors.T @ k_xx @ eigenvectors) @ bg.T
+    return 0.5 * (covariance + covariance.T)
+
+
+def squared_error_moments(residual_mean: Any, covariance: Any) -> tuple[float, float]:
+    """Exact mean and variance of ``S = Σ_c ||μ_c + ε_c − y_c||²`` for independent output
+    columns ``ε_c ~ N(0, C)``, given the mean residuals ``r_c = μ_c − y_c`` (columns of an
+    (m, k) array, or an (m,) vector for k = 1) and the shared (m, m) covariance ``C``.
+
+    A Gaussian quadratic form: with ``C = U diag(c) Uᵀ``, ``||r + ε||² = Σ_j c_j (z_j + a_j)²``,
+    ``a = c^{-1/2} Uᵀ r``, a sum of independent scaled non-central χ²₁, so
+
+        E S   = Σ_c ||r_c||² + k tr C,
+        Var S = 2 k tr(C²) + 4 Σ_c r_cᵀ C r_c
+
+    (e.g. Mathai & Provost 1992, "Quadratic forms in random variables", Thm 3.2b.2). The test
+    loss ``S / (2m)`` of the linearized network over its random initial function has these
+    moments with ``C`` = :attr:`FunctionSpaceTrajectory.cov_test` (Lee et al. 2019).
+    """
+    residual = np.asarray(residual_mean, dtype=np.float64)
+    residual = residual.reshape(residual.shape[0], -1)
+    cov = np.asarray(covariance, dtype=np.float64)
+    k = residual.shape[1]
+    mean = float(np.sum(residual**2) + k * np.trace(cov))
+    variance = float(2 * k * np.sum(cov * cov) + 4 * np.sum(residual * (cov @ residual)))
+    return mean, variance
 
 
 @dataclass(frozen=True)
@@ -326,13 +384,19 @@ def _trajectory(problem: "_Problem", nngp: "_Prior | None", eigenvectors: np.nda
         if problem.y_test is not None:
             test_loss = np.sum((f_test - problem.y_test) ** 2, axis=(1, 2)) / (2 * f_test.shape[1])
         f_test = f_test.reshape(f_test.shape[:2] + problem.output_shape)
-    var_train = var_test = None
+    var_train = var_test = cov_test = test_loss_std = None
     if nngp is not None:
         # Expected losses: E||f - y||^2 = ||E f - y||^2 + k * Var, every output with the NNGP prior.
         var_train, var_test = _prior_variances(nngp, eigenvectors, decay, gain, k_test_v)
         train_loss = train_loss + k * var_train.sum(axis=1) / (2 * n)
         if test_loss is not None and var_test is not None:
             test_loss = test_loss + k * var_test.sum(axis=1) / (2 * var_test.shape[1])
+        if nngp.test_test is not None and nngp.test_train is not None and k_test_v is not None:
+            cov_test = _prior_test_covariance(nngp.train_train, nngp.test_train, nngp.test_test, eigenvectors, gain[-1], k_test_v)
+            if problem.y_test is not None:
+                m = problem.y_test.shape[0]
+                mean_last = f_test[-1].reshape(m, k)
+                test_loss_std = float(np.sqrt(max(squared_error_moments(mean_last - problem.y_test, cov_test)[1], 0.0)) / (2 * m))
     return FunctionSpaceTrajectory(
         t=t,
         steps=steps,
@@ -343,6 +407,8 @@ def _trajectory(problem: "_Problem", nngp: "_Prior | None", eigenvectors: np.nda
         diverged=bool(np.any(growing)),
         var_train=var_train,
         var_test=var_test,
+        cov_test=cov_test,
+        test_loss_std=test_loss_std,
     )
 
 
@@ -430,10 +496,11 @@ def gd_dynamics(
             default zeros.
         f0_test: (m[, k]) outputs at initialization on the test inputs; default zeros.
         y_test: (m[, k]) test targets, for ``test_loss``.
-        prior: optional NNGP blocks ``(K_train_train, K_test_train, K_test_diag)`` of a random
+        prior: optional NNGP blocks ``(K_train_train, K_test_train, K_test_test)`` of a random
             initial function f0 ~ GP(0, K) (an uncentered network at init; Lee et al. 2019,
-            eq. 16). Then f0_* must be None, ``f_*`` are the means over f0, ``var_*`` the
-            variances and the losses their expectations.
+            eq. 16), ``K_test_test`` the (m, m) block or its (m,) diagonal. Then f0_* must be
+            None, ``f_*`` are the means over f0, ``var_*`` the variances and the losses their
+            expectations; with the full block also ``cov_test`` and ``test_loss_std``.
 
     Returns:
         A :class:`FunctionSpaceTrajectory` with ``t = lr · steps``.
@@ -503,10 +570,11 @@ def gradient_flow(
             default zeros.
         f0_test: (m[, k]) outputs at initialization on the test inputs; default zeros.
         y_test: (m[, k]) test targets, for ``test_loss``.
-        prior: optional NNGP blocks ``(K_train_train, K_test_train, K_test_diag)`` of a random
+        prior: optional NNGP blocks ``(K_train_train, K_test_train, K_test_test)`` of a random
             initial function f0 ~ GP(0, K) (an uncentered network at init; Lee et al. 2019,
-            eq. 16). Then f0_* must be None, ``f_*`` are the means over f0, ``var_*`` the
-            variances and the losses their expectations.
+            eq. 16), ``K_test_test`` the (m, m) block or its (m,) diagonal. Then f0_* must be
+            None, ``f_*`` are the means over f0, ``var_*`` the variances and the losses their
+            expectations; with the full block also ``cov_test`` and ``test_loss_std``.
 
     Returns:
         A :class:`FunctionSpaceTrajectory` with ``steps=None``.

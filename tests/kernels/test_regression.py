@@ -17,6 +17,7 @@ from genlab.kernels._regression import (
     gd_dynamics,
     gradient_flow,
     kernel_regression,
+    squared_error_moments,
 )
 
 N_TRAIN = 24
@@ -439,6 +440,78 @@ def test_prior_variances_equal_the_spread_of_outputs_over_f0(dynamics: str) -> N
     np.testing.assert_allclose(with_prior.test_loss, expected_test, rtol=1e-12)
     # At step 0 the variance is the prior itself.
     np.testing.assert_allclose(with_prior.var_test[0], np.diag(joint)[n:], rtol=1e-10)
+
+
+@pytest.mark.parametrize("dynamics", ["gd", "flow"])
+def test_prior_test_covariance_is_the_covariance_of_outputs_over_f0(dynamics: str) -> None:
+    """With f0 = S z the test outputs deviate from their mean by a linear map of z, so their
+    covariance over z ~ N(0, I) is the Gram of the outputs obtained from the columns of S as f0
+    with zero targets: an exact identity (1e-10: rounding only). Its diagonal is var_test."""
+    rng = np.random.default_rng(12)
+    n, m = 12, 7
+    theta = _joint_prior(rng, n, m)[0]
+    joint, root = _joint_prior(rng, n, m)
+    y, y_test = rng.normal(size=n), rng.normal(size=m)
+    prior = (joint[:n, :n], joint[n:, :n], joint[n:, n:])
+    if dynamics == "gd":
+        run = lambda **kw: gd_dynamics(theta[:n, :n], kw.pop("y"), theta[n:, :n], lr=0.7, steps=[0, 3, 40], **kw)  # noqa: E731
+    else:
+        run = lambda **kw: gradient_flow(theta[:n, :n], kw.pop("y"), theta[n:, :n], t=[0.0, 2.0, np.inf], **kw)  # noqa: E731
+    with_prior = run(y=y, y_test=y_test, prior=prior)
+    deviations = run(y=np.zeros((n, n + m)), f0_train=root[:n], f0_test=root[n:]).f_test[-1]  # (m, n + m)
+    np.testing.assert_allclose(with_prior.cov_test, deviations @ deviations.T, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.diag(with_prior.cov_test), with_prior.var_test[-1], rtol=1e-10)
+    # The diagonal-only prior gives the same trajectory without the covariance.
+    diagonal = run(y=y, y_test=y_test, prior=(joint[:n, :n], joint[n:, :n], np.diag(joint)[n:]))
+    np.testing.assert_allclose(diagonal.test_loss, with_prior.test_loss, rtol=1e-12)
+    assert diagonal.cov_test is None and diagonal.test_loss_std is None
+
+
+@pytest.mark.parametrize("n_out", [None, 3])
+def test_test_loss_mean_and_spread_match_monte_carlo_over_f0(n_out: int | None) -> None:
+    """The closed-form mean and standard deviation over f0 ~ GP(0, K) of the test loss after T
+    discrete GD steps against Monte Carlo: 4000 draws of f0 (numpy, from the joint covariance),
+    each run through the explicit function-space iteration (iterate_gd), scalar and one-hot
+    (3 classes, every output column its own f0 draw with the shared kernel) targets.
+    Tolerances: 4 Monte Carlo standard errors, sd/sqrt(D) for the mean and
+    sd((L - mean L)^2)/sqrt(D) for the variance (a false failure has probability ~1e-4)."""
+    rng = np.random.default_rng(13)
+    n, m, steps, draws = 12, 9, 25, 4000
+    theta = _joint_prior(rng, n, m)[0]
+    joint, root = _joint_prior(rng, n, m)
+    if n_out is None:
+        y, y_test = rng.normal(size=n), rng.normal(size=m)
+    else:
+        y, y_test = np.eye(n_out)[rng.integers(n_out, size=n)], np.eye(n_out)[rng.integers(n_out, size=m)]
+    k = 1 if n_out is None else n_out
+    lr = 0.5 * lr_max(theta[:n, :n])
+    traj = gd_dynamics(theta[:n, :n], y, theta[n:, :n], lr=lr, steps=[0, steps], y_test=y_test,
+                       prior=(joint[:n, :n], joint[n:, :n], joint[n:, n:]))
+
+    f0 = root @ rng.normal(size=(n + m, draws * k))  # column j * k + c: draw j, output c
+    targets = np.tile(y.reshape(n, k), (1, draws))
+    _, test = iterate_gd(theta[:n, :n], theta[n:, :n], targets, lr, steps, f0[:n], f0[n:])
+    residual = test[-1].reshape(m, draws, k) - y_test.reshape(m, 1, k)
+    losses = np.sum(residual**2, axis=(0, 2)) / (2 * m)  # (draws,)
+
+    mc_mean, mc_var = losses.mean(), losses.var(ddof=1)
+    assert abs(traj.test_loss[-1] - mc_mean) < 4 * losses.std() / np.sqrt(draws)
+    se_var = np.std((losses - mc_mean) ** 2) / np.sqrt(draws)
+    assert abs(traj.test_loss_std**2 - mc_var) < 4 * se_var
+    assert traj.test_loss_std > 0.05 * traj.test_loss[-1]  # a spread worth predicting here
+    # The moments' mean is the expected loss the trajectory reports (same algebra, exact).
+    mean, _ = squared_error_moments(traj.f_test[-1].reshape(m, k) - y_test.reshape(m, k), traj.cov_test)
+    assert mean / (2 * m) == pytest.approx(traj.test_loss[-1], rel=1e-12)
+
+
+def test_squared_error_moments_of_independent_coordinates() -> None:
+    """Diagonal C: S = sum_j c_j (z_j + r_j / sqrt(c_j))^2, a sum of independent scaled
+    non-central chi-square_1 variables with mean c + r^2 and variance 2c^2 + 4 c r^2 each
+    (textbook moments; exact up to rounding)."""
+    c, r = np.array([0.5, 2.0, 1.5]), np.array([1.0, -0.3, 0.0])
+    mean, variance = squared_error_moments(r, np.diag(c))
+    assert mean == pytest.approx(np.sum(c + r**2), rel=1e-14)
+    assert variance == pytest.approx(np.sum(2 * c**2 + 4 * c * r**2), rel=1e-14)
 
 
 def test_prior_rejects_f0_and_bad_shapes() -> None:
