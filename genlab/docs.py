@@ -58,8 +58,10 @@ _TASK_COMMON = {
 }
 _REGIME = {
     "drift_threshold": "\"kernel\" needs an NTK drift below it, \"feature learning\" a drift above it",
-    "error_tolerance": "\"kernel\" needs the test MSE within this relative tolerance of the NTK prediction; "
-                       "\"feature learning\" needs the net to beat it by more",
+    "error_tolerance": "\"kernel\" needs the test MSE within this relative tolerance of the NTK prediction, or within "
+                       "2 predicted standard deviations of one seed's test MSE where that is wider (uncentred networks, "
+                       "whose prediction is an expectation over the random initial function); \"feature learning\" "
+                       "needs the net to beat it by more than the same tolerance",
 }
 
 

@@ -64,22 +64,25 @@ class TheoryContext:
         )
 
     def kernel(self, get: str, which: str) -> np.ndarray:
-        """Analytic kernel blocks: "train" (n, n), "test_train" (m, n), "test_diag" (m,)."""
+        """Analytic kernel blocks: "train" (n, n), "test_train" (m, n), "test_test" (m, m)."""
         def compute() -> np.ndarray:
             if which == "train":
                 return analytic_kernel(self.spec, self.x_train, get=get, width=self.width)
             if which == "test_train":
                 return analytic_kernel(self.spec, self.x_test, self.x_train, get=get, width=self.width)
-            return np.diag(analytic_kernel(self.spec, self.x_test, get=get, width=self.width)).copy()
+            return analytic_kernel(self.spec, self.x_test, get=get, width=self.width)
 
         return self.cached(f"{get}/{which}", compute)
 
     def trajectory(self) -> FunctionSpaceTrajectory:
-        """GD on the infinite-width linearized model at the measured steps (mean and variance)."""
+        """GD on the infinite-width linearized model at the measured steps: for an uncentred
+        network the means and variances over f0 ~ GP(0, NNGP), and at the last step the full
+        test-output covariance and the spread of the test loss (gd_dynamics' ``cov_test``,
+        ``test_loss_std``)."""
         def compute() -> FunctionSpaceTrajectory:
             prior = None
             if not self.centered:
-                prior = (self.kernel("nngp", "train"), self.kernel("nngp", "test_train"), self.kernel("nngp", "test_diag"))
+                prior = (self.kernel("nngp", "train"), self.kernel("nngp", "test_train"), self.kernel("nngp", "test_test"))
             return gd_dynamics(
                 self.kernel("ntk", "train"), self.y_train, self.kernel("ntk", "test_train"),
                 lr=self.settings.effective_lr(len(self.x_train)), steps=self.steps.astype(np.int64), y_test=self.y_test, prior=prior,

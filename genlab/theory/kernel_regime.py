@@ -64,8 +64,20 @@ def test_loss_curve(ctx: TheoryContext) -> Prediction:
 
 
 def test_mse(ctx: TheoryContext) -> Prediction:
-    """E (1/m) sum_i ||f_T(x_i) - y_i||^2 = 2 * expected test loss at the final step."""
-    return _dynamics(ctx, "test_mse", lambda: float(2 * ctx.trajectory().test_loss[-1]))
+    """E (1/m) sum_i ||f_T(x_i) - y_i||^2 = 2 * expected test loss at the final step.
+
+    Uncentred network: the value is the expectation over f0 ~ GP(0, NNGP), and one seed is one
+    draw of f0. The test outputs are then Gaussian, f_T(X*) ~ N(mu, C) per output column, with
+    C the covariance of gd_dynamics' ``cov_test``, so the test MSE is a Gaussian quadratic form
+    whose standard deviation is exact (genlab.kernels.squared_error_moments):
+    spread = sqrt(2 k tr(C^2) + 4 sum_c r_c^T C r_c) / m with r = mu - y. Centred network
+    (alpha): f0 = 0, the prediction is deterministic and the spread None.
+    """
+    if not _predicts_dynamics(ctx):
+        return Prediction("test_mse", None)
+    traj = ctx.trajectory()
+    spread = None if traj.test_loss_std is None else 2 * traj.test_loss_std
+    return Prediction("test_mse", float(2 * traj.test_loss[-1]), spread=spread)
 
 
 def test_error(ctx: TheoryContext) -> Prediction:
