@@ -71,7 +71,9 @@ def after_kernel_test_mse(ctx: EmpiricalContext) -> Measurement:
 
 def finite_nngp(module: nn.Module, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
     """The NNGP of the network at its current weights, ``c_w^2 s_w^2 Phi(x1) Phi(x2)^T + c_b^2 s_b^2``
-    (the readout's multipliers and init stds), ``(n1, n2)``."""
+    (the readout's multipliers and init stds), ``(n1, n2)``. Under muP the weight term is
+    O(1/width) against the bias' ``b_std^2`` (genlab.theory.features.nngp_test_mse predicts the
+    ridgeless regression with it accordingly)."""
     from genlab.models._torch import layer_scales
 
     net = module.module if isinstance(module, OutputScaled) else module
