@@ -168,15 +168,19 @@ def _as_prior(prior: Any, n: int, m: int | None) -> _Prior | None:
     return _Prior(k_xx, k_tx, np.diag(k_tt).copy(), k_tt)
 
 
-def _prior_variances(
+def _prior_moments(
     prior: _Prior, eigenvectors: np.ndarray, decay: np.ndarray, gain: np.ndarray, k_test_v: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Output variances over f0 ~ GP(0, K) (Lee et al. 2019, eq. 16), per time and input.
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Output variances over f0 ~ GP(0, K) (Lee et al. 2019, eq. 16), per time and input, and
+    the test-output covariance at the last time when the prior has the full test block.
 
     With Θ = V diag(λ) Vᵀ, the training outputs deviate from their mean by V diag(decay) Vᵀ f0(X)
-    and the test outputs by f0(X*) − Θ_* V diag(gain) Vᵀ f0(X); with M = Vᵀ K V and E = K_*X V:
-        Var_train = rowsum((V D) M ∘ (V D)),  D = diag(decay)
-        Var_test  = K_** − 2 rowsum(B G ∘ E) + rowsum((B G) M ∘ (B G)),  B = Θ_* V, G = diag(gain).
+    and the test outputs by f0(X*) − A f0(X), A = Θ_* V diag(gain) Vᵀ (linear in f0); with
+    M = Vᵀ K V, E = K_*X V, B = Θ_* V, D = diag(decay), G = diag(gain):
+        Var_train = rowsum((V D) M ∘ (V D)),
+        Var_test  = K_** − 2 rowsum(B G ∘ E) + rowsum((B G) M ∘ (B G)),
+        Cov_test  = K_** − A K_X* − K_*X Aᵀ + A K_XX Aᵀ = K_** − (B G) Eᵀ − E (B G)ᵀ + (B G) M (B G)ᵀ,
+    the last only at the last time (O(m² n)); its diagonal is Var_test there.
     """
     m_matrix = eigenvectors.T @ prior.train_train @ eigenvectors
     var_train = np.empty(decay.shape)
@@ -184,32 +188,18 @@ def _prior_variances(
         vd = eigenvectors * d
         var_train[i] = np.sum((vd @ m_matrix) * vd, axis=1)
     if k_test_v is None or prior.test_train is None:
-        return var_train, None
+        return var_train, None, None
     e_matrix = prior.test_train @ eigenvectors
     var_test = np.empty((gain.shape[0], k_test_v.shape[0]))
     for i, g in enumerate(gain):
         bg = k_test_v * g
         var_test[i] = prior.test_diag - 2 * np.sum(bg * e_matrix, axis=1) + np.sum((bg @ m_matrix) * bg, axis=1)
-    return var_train, var_test
-
-
-def _prior_test_covariance(
-    k_xx: np.ndarray, k_tx: np.ndarray, k_tt: np.ndarray, eigenvectors: np.ndarray, gain: np.ndarray, k_test_v: np.ndarray
-) -> np.ndarray:
-    """Covariance over f0 ~ GP(0, K) of one test output column at one time (gain (n,)).
-
-    The test outputs deviate from their mean by ``f0(X*) − A f0(X)`` with
-    ``A = Θ_* V diag(gain) Vᵀ`` (linear in f0), so with ``B G = Θ_* V diag(gain)``,
-    ``E = K_*X V`` and ``M = Vᵀ K_XX V``:
-
-        C = K_** − A K_X* − K_*X Aᵀ + A K_XX Aᵀ = K_** − (B G) Eᵀ − E (B G)ᵀ + (B G) M (B G)ᵀ,
-
-    whose diagonal is ``var_test`` (:func:`_prior_variances`).
-    """
-    bg = k_test_v * gain
-    cross = bg @ (k_tx @ eigenvectors).T
-    covariance = k_tt - cross - cross.T + bg @ (eigenvectors.T @ k_xx @ eigenvectors) @ bg.T
-    return 0.5 * (covariance + covariance.T)
+    if prior.test_test is None:
+        return var_train, var_test, None
+    bg = k_test_v * gain[-1]
+    cross = bg @ e_matrix.T
+    covariance = prior.test_test - cross - cross.T + bg @ m_matrix @ bg.T
+    return var_train, var_test, 0.5 * (covariance + covariance.T)
 
 
 def squared_error_moments(residual_mean: Any, covariance: Any) -> tuple[float, float]:
@@ -387,16 +377,14 @@ def _trajectory(problem: "_Problem", nngp: "_Prior | None", eigenvectors: np.nda
     var_train = var_test = cov_test = test_loss_std = None
     if nngp is not None:
         # Expected losses: E||f - y||^2 = ||E f - y||^2 + k * Var, every output with the NNGP prior.
-        var_train, var_test = _prior_variances(nngp, eigenvectors, decay, gain, k_test_v)
+        var_train, var_test, cov_test = _prior_moments(nngp, eigenvectors, decay, gain, k_test_v)
         train_loss = train_loss + k * var_train.sum(axis=1) / (2 * n)
         if test_loss is not None and var_test is not None:
             test_loss = test_loss + k * var_test.sum(axis=1) / (2 * var_test.shape[1])
-        if nngp.test_test is not None and nngp.test_train is not None and k_test_v is not None:
-            cov_test = _prior_test_covariance(nngp.train_train, nngp.test_train, nngp.test_test, eigenvectors, gain[-1], k_test_v)
-            if problem.y_test is not None:
-                m = problem.y_test.shape[0]
-                mean_last = f_test[-1].reshape(m, k)
-                test_loss_std = float(np.sqrt(max(squared_error_moments(mean_last - problem.y_test, cov_test)[1], 0.0)) / (2 * m))
+        if cov_test is not None and problem.y_test is not None:
+            m = problem.y_test.shape[0]
+            variance = squared_error_moments(f_test[-1].reshape(m, k) - problem.y_test, cov_test)[1]
+            test_loss_std = float(np.sqrt(max(variance, 0.0)) / (2 * m))  # S / (2m): std / (2m)
     return FunctionSpaceTrajectory(
         t=t,
         steps=steps,

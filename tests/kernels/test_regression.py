@@ -520,6 +520,8 @@ def test_prior_rejects_f0_and_bad_shapes() -> None:
         gd_dynamics(k, np.ones(3), lr=0.1, steps=1, f0_train=np.ones(3), prior=(k, None, None))
     with pytest.raises(ValueError, match=r"prior\[0\] \(NNGP train-train\) must have shape \(3, 3\)"):
         gd_dynamics(k, np.ones(3), lr=0.1, steps=1, prior=(np.eye(2), None, None))
+    with pytest.raises(ValueError, match=r"prior\[2\].*\(2, 2\) \(or its diagonal \(2,\)\); got \(2, 3\) and \(2, 3\)"):
+        gd_dynamics(k, np.ones(3), np.ones((2, 3)), lr=0.1, steps=1, prior=(k, np.ones((2, 3)), np.ones((2, 3))))
 
 
 # ---------------------------------------------------------------- ill-conditioned kernels
