@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 #: Columns that follow the parameters in results.csv; a parameter with one of these names is
-#: shown dotted.
-RESULT_COLUMNS = ("quantity", "theory", "empirical", "gap", "regime")
+#: shown dotted. ``theory_kind`` is "value", "upper" or "lower" (empty without a prediction);
+#: ``gap`` = empirical - theory for values only, ``bound`` "satisfied" / "violated" for bounds only.
+RESULT_COLUMNS = ("quantity", "theory", "theory_kind", "empirical", "gap", "bound", "regime")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,15 @@ class QuantityRow:
             data["theory_spread"] = self.theory_spread
         return data
 
+    @property
+    def bound(self) -> str | None:
+        """For a bound ("upper": empirical <= theory, "lower": empirical >= theory) with both sides
+        present: "satisfied" or "violated"; None for a value or a missing side."""
+        if self.theory_kind == "value" or self.theory is None or self.empirical is None:
+            return None
+        held = self.empirical <= self.theory if self.theory_kind == "upper" else self.empirical >= self.theory
+        return "satisfied" if held else "violated"
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "QuantityRow":
         """Records written before kinds and spreads existed read as plain values."""

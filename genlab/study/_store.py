@@ -5,7 +5,9 @@ Layout of ``runs/<name>/`` (or ``--out DIR``)::
     config.toml        the resolved study (defaults filled in; grid keys dotted)
     cells/<id>.json    one per cell: id, status, config, output (CellOutput.to_dict()), error,
                        wall_s, started, finished; written atomically (temp file + os.replace)
-    results.parquet    one row per cell x quantity, rebuilt from the cell files on every run
+    results.parquet    one row per cell x quantity, rebuilt from the cell files on every run:
+                       the swept parameters, then quantity, theory, theory_kind, empirical,
+                       gap, bound, regime (see results_frame)
     results.csv        the same rows
     table.md           the side-by-side table
     provenance.json    package versions, git commit, python, platform, seeds, wall times
@@ -180,7 +182,10 @@ def write_config(run_dir: Path, study: "Study") -> None:
 
 def results_frame(study: "Study", records: dict[str, dict[str, Any]]) -> "pd.DataFrame":
     """One row per cell x quantity, in grid order: the swept parameters (short column names
-    when unique), then quantity, theory, empirical, gap (empirical - theory), regime."""
+    when unique), then quantity, theory, theory_kind ("value", "upper" or "lower": what the
+    theory number is; empty without a prediction), empirical, gap (empirical - theory, for
+    values only), bound ("satisfied" or "violated", for bounds only), regime. A bound is never
+    turned into a gap."""
     import pandas as pd
 
     names = column_names(list(study.grid))
@@ -191,19 +196,22 @@ def results_frame(study: "Study", records: dict[str, dict[str, Any]]) -> "pd.Dat
             continue
         params = {names[key]: value for key, value in cell.params.items()}
         if record["status"] not in FINISHED:
-            rows += [{**params, "quantity": q, "theory": None, "empirical": None, "gap": None, "regime": "error"}
-                     for q in study.quantities]
+            rows += [{**params, "quantity": q, "theory": None, "theory_kind": None, "empirical": None, "gap": None,
+                      "bound": None, "regime": "error"} for q in study.quantities]
             continue
         output = CellOutput.from_dict(record["output"])
         verdict = regime_verdict(output, **study.regime)
         for row in output.rows:
-            both = row.theory is not None and row.empirical is not None
-            gap = float(row.empirical) - float(row.theory) if both else None
-            rows.append({**params, "quantity": row.quantity, "theory": row.theory, "empirical": row.empirical,
-                         "gap": gap, "regime": verdict})
+            value = row.theory is not None and row.empirical is not None and row.theory_kind == "value"
+            gap = float(row.empirical) - float(row.theory) if value else None
+            rows.append({**params, "quantity": row.quantity, "theory": row.theory,
+                         "theory_kind": row.theory_kind if row.theory is not None else None, "empirical": row.empirical,
+                         "gap": gap, "bound": row.bound, "regime": verdict})
     frame = pd.DataFrame(rows, columns=[*names.values(), *RESULT_COLUMNS])
     for column in ("theory", "empirical", "gap"):
         frame[column] = frame[column].astype("float64")
+    for column in ("theory_kind", "bound"):  # text with <NA> where empty, also when every row is empty
+        frame[column] = frame[column].astype("string")
     return frame
 
 

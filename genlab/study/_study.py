@@ -308,13 +308,16 @@ class Results:
         return [names[k] for k in self.study.table_rows]
 
     def summary(self) -> "pd.DataFrame":
-        """The aggregated table with numbers: ``theory_mean``, ``theory_std``, ``theory_n``, ...,
-        ``cells``, ``regime`` per (row labels, quantity)."""
+        """The aggregated table with numbers: ``theory_kind``, ``theory_mean``, ``theory_std``,
+        ``theory_n``, ..., ``bound_satisfied``, ``bound_n``, ``cells``, ``regime`` per (row labels,
+        quantity, theory kind)."""
         return _table.summarize(self.rows, row_columns=self._row_columns(), quantities=list(self.study.table_quantities))
 
     def table(self) -> "pd.DataFrame":
         """The side-by-side table as displayed: row labels, quantity, theory, empirical, gap,
-        regime (strings; "mean ± std" over the aggregated key)."""
+        regime (strings; "mean ± std" over the aggregated key). A bound reads "≤ x" / "≥ x" in
+        the theory column and "satisfied" / "violated" (over seeds: "satisfied 3/3",
+        "violated 1/3") in the gap column."""
         return _table.side_by_side(self.summary(), row_columns=self._row_columns())
 
     def note(self) -> str:

@@ -5,6 +5,12 @@ differ only in the aggregated key (by default the training seed) are averaged: a
 "mean ± std" (sample standard deviation, ddof = 1, over the cells where it is present) and is
 plain where one value is present. The regime column shows the verdict, or the share of each
 verdict when they differ ("kernel 2/3, intermediate 1/3").
+
+Where the theory gives a bound (results' ``theory_kind`` "upper" or "lower"), the theory column
+reads "≤ 10" or "≥ 10" (LaTeX ``$\\le$`` / ``$\\ge$``) and the gap column says whether the
+measurement respects it: "satisfied" or "violated" for one cell, "satisfied 3/3" when every cell
+does, "violated 1/3" when some do not; never a numeric gap. Cells whose theory kinds differ are
+not pooled: each kind gets its own row.
 """
 
 from __future__ import annotations
@@ -20,8 +26,11 @@ if TYPE_CHECKING:
 
 FORMATS = ("md", "latex", "csv")
 VALUE_COLUMNS = ("theory", "empirical", "gap")
+#: How a bound's theory number is shown (genlab.quantities.PREDICTION_KINDS).
+BOUND_SIGNS = {"upper": "≤", "lower": "≥"}
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_MATH = {"±": r"$\pm$", "≤": r"$\le$", "≥": r"$\ge$"}
 
 
 def _stats(values: list[float]) -> tuple[float, float, int]:
@@ -41,11 +50,23 @@ def _verdicts(values: list[str]) -> str:
     return ", ".join(f"{v} {c}/{len(values)}" for v, c in counts.most_common())
 
 
+def _by_kind(rows: "pd.DataFrame", index: list[int]) -> list[tuple[str, list[int]]]:
+    """``index`` split by theory kind, in order of appearance; a row without a prediction joins
+    the first kind present (a failed seed stays in its row), "value" when none is."""
+    kinds = [k if isinstance(k, str) and k else None for k in rows["theory_kind"].iloc[index]]
+    first = next((k for k in kinds if k is not None), "value")
+    split: dict[str, list[int]] = {}
+    for i, kind in zip(index, kinds):
+        split.setdefault(kind or first, []).append(i)
+    return list(split.items())
+
+
 def summarize(rows: "pd.DataFrame", *, row_columns: list[str], quantities: list[str]) -> "pd.DataFrame":
-    """Numeric summary: one row per (row labels, quantity) with ``<col>_mean``, ``<col>_std``,
-    ``<col>_n`` for theory, empirical and gap, then ``cells`` and ``regime``. Rows that share the
-    labels (differing in the aggregated key) are pooled; order: first appearance in ``rows``,
-    then ``quantities``."""
+    """Numeric summary: one row per (row labels, quantity, theory kind) with ``theory_kind``,
+    ``<col>_mean``, ``<col>_std``, ``<col>_n`` for theory, empirical and gap, ``bound_satisfied``
+    and ``bound_n`` (cells whose bound was checked, and satisfied), then ``cells`` and
+    ``regime``. Rows that share the labels (differing in the aggregated key) are pooled; order:
+    first appearance in ``rows``, then ``quantities``."""
     import pandas as pd
 
     groups: dict[tuple[Any, ...], dict[str, list[int]]] = {}
@@ -56,19 +77,21 @@ def summarize(rows: "pd.DataFrame", *, row_columns: list[str], quantities: list[
     out = []
     for labels, by_quantity in groups.items():
         for quantity in quantities:
-            if quantity not in by_quantity:
-                continue
-            part = rows.iloc[by_quantity[quantity]]
-            entry: dict[str, Any] = dict(zip(row_columns, labels))
-            entry["quantity"] = quantity
-            for column in VALUE_COLUMNS:
-                mean, std, n = _stats([float(v) for v in part[column]])
-                entry.update({f"{column}_mean": mean, f"{column}_std": std, f"{column}_n": n})
-            entry["cells"] = len(part)
-            entry["regime"] = _verdicts(list(part["regime"]))
-            out.append(entry)
+            for kind, index in _by_kind(rows, by_quantity.get(quantity, [])):
+                part = rows.iloc[index]
+                entry: dict[str, Any] = dict(zip(row_columns, labels))
+                entry.update({"quantity": quantity, "theory_kind": kind})
+                for column in VALUE_COLUMNS:
+                    mean, std, n = _stats([float(v) for v in part[column]])
+                    entry.update({f"{column}_mean": mean, f"{column}_std": std, f"{column}_n": n})
+                verdicts = [v for v in part["bound"] if isinstance(v, str)]
+                entry.update({"bound_satisfied": verdicts.count("satisfied"), "bound_n": len(verdicts)})
+                entry["cells"] = len(part)
+                entry["regime"] = _verdicts(list(part["regime"]))
+                out.append(entry)
     stat_columns = [f"{c}_{s}" for c in VALUE_COLUMNS for s in ("mean", "std", "n")]
-    return pd.DataFrame(out, columns=[*row_columns, "quantity", *stat_columns, "cells", "regime"])
+    return pd.DataFrame(out, columns=[*row_columns, "quantity", "theory_kind", *stat_columns, "bound_satisfied",
+                                      "bound_n", "cells", "regime"])
 
 
 def format_value(mean: float, std: float, n: int) -> str:
@@ -80,6 +103,23 @@ def format_value(mean: float, std: float, n: int) -> str:
     return f"{mean:.4g} ± {std:.2g}"
 
 
+def format_bound(kind: str, mean: float, std: float, n: int) -> str:
+    """A bound's theory cell: "≤ 10" ("≥" for a lower bound), "≤ 10 ± 0.5" where the bound
+    itself varies over the pooled cells, "" for none."""
+    text = format_value(mean, std if std > 0 else math.nan, n)
+    return f"{BOUND_SIGNS[kind]} {text}" if text else ""
+
+
+def format_verdict(satisfied: int, n: int) -> str:
+    """A bound's gap cell: "satisfied" / "violated" for one cell; over several, "satisfied 3/3"
+    when every cell respects the bound, else "violated 1/3" (the cells that do not); "" for none."""
+    if n == 0:
+        return ""
+    if n == 1:
+        return "satisfied" if satisfied else "violated"
+    return f"satisfied {n}/{n}" if satisfied == n else f"violated {n - satisfied}/{n}"
+
+
 def format_label(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
@@ -87,7 +127,8 @@ def format_label(value: Any) -> str:
 
 
 def side_by_side(summary: "pd.DataFrame", *, row_columns: list[str]) -> "pd.DataFrame":
-    """The displayed table (strings): row labels, quantity, theory, empirical, gap, regime."""
+    """The displayed table (strings): row labels, quantity, theory, empirical, gap, regime; a
+    bound row shows "≤ x" as its theory and "satisfied" / "violated" as its gap."""
     import pandas as pd
 
     out = pd.DataFrame({column: [format_label(v) for v in summary[column]] for column in row_columns})
@@ -95,6 +136,11 @@ def side_by_side(summary: "pd.DataFrame", *, row_columns: list[str]) -> "pd.Data
     for column in VALUE_COLUMNS:
         out[column] = [format_value(m, s, n) for m, s, n in
                        zip(summary[f"{column}_mean"], summary[f"{column}_std"], summary[f"{column}_n"])]
+    bound = summary["theory_kind"].isin(list(BOUND_SIGNS)).to_numpy()
+    for i in bound.nonzero()[0]:
+        row = summary.iloc[i]
+        out.loc[i, "theory"] = format_bound(row["theory_kind"], row["theory_mean"], row["theory_std"], row["theory_n"])
+        out.loc[i, "gap"] = format_verdict(int(row["bound_satisfied"]), int(row["bound_n"]))
     out["regime"] = list(summary["regime"])
     return out.astype(object)
 
@@ -118,8 +164,7 @@ def to_markdown(table: "pd.DataFrame", *, name: str, description: str, note: str
 
 
 def _latex(text: str) -> str:
-    escaped = "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
-    return escaped.replace("±", r"$\pm$")
+    return "".join(_LATEX_ESCAPES.get(ch, _LATEX_MATH.get(ch, ch)) for ch in str(text))
 
 
 def to_latex(table: "pd.DataFrame", *, name: str, description: str, note: str) -> str:
