@@ -252,7 +252,8 @@ def _figure_bytes(figure: "Figure", fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-_LATEX_TEXT = {"&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "±": r"$\pm$", "~": r"\textasciitilde{}"}
+_LATEX_TEXT = {"&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "±": r"$\pm$", "≤": r"$\le$", "≥": r"$\ge$",
+               "~": r"\textasciitilde{}"}
 
 
 def _latex_text(text: Any) -> str:

@@ -413,8 +413,9 @@ def _stability_frame(results: "Results"):
 def sgd_linear_stability(results: "Results") -> "Figure":
     """(a) Sharpness and (b) non-uniformity of the minimum SGD reaches against the batch size B
     (markers, one colour per learning rate; diverged runs omitted), with the linear-stability
-    bounds of Wu, Ma & E (2018) as lines of the same colour: 2/lr for the sharpness and
-    sqrt(B(n-1)/(n-B))/lr for the non-uniformity (infinite at B = n)."""
+    bounds of Wu, Ma & E (2018) as dashed lines of the same colour (upper bounds, not predicted
+    values): 2/lr for the sharpness and sqrt(B(n-1)/(n-B))/lr for the non-uniformity (infinite
+    at B = n)."""
     import matplotlib.pyplot as plt
 
     from genlab.theory.landscape import eos_threshold, sgd_max_nonuniformity
@@ -428,9 +429,9 @@ def sgd_linear_stability(results: "Results") -> "Figure":
         for lr, colour in colours.items():
             part = frame[(frame["lr"] == lr) & np.isfinite(frame["sharpness"])]
             ax_a.plot(part["batch"], part["sharpness"], "o", color=colour, ms=3.5, label=f"lr {lr:g}", zorder=3)
-            ax_a.axhline(eos_threshold(float(lr)), color=colour, lw=1.0, zorder=1)
+            ax_a.axhline(eos_threshold(float(lr)), color=colour, lw=1.0, ls="--", zorder=1)
             ax_s.plot(part["batch"], part["nonuniformity"], "o", color=colour, ms=3.5, zorder=3)
-            ax_s.plot(dense, [sgd_max_nonuniformity(float(lr), int(b), n) for b in dense], "-", color=colour, lw=1.0,
+            ax_s.plot(dense, [sgd_max_nonuniformity(float(lr), int(b), n) for b in dense], "--", color=colour, lw=1.0,
                       zorder=1)
         measured = frame["nonuniformity"][np.isfinite(frame["nonuniformity"])]
         ax_s.set_ylim(0, 1.6 * float(measured.max()))
@@ -440,8 +441,8 @@ def sgd_linear_stability(results: "Results") -> "Figure":
             ax.set_xlabel(f"batch size $B$ (n = {n})")
         ax_a.set_ylabel(r"sharpness $\lambda_{\max}(H)$")
         ax_s.set_ylabel(r"non-uniformity $s$")
-        ax_a.plot([], [], "-", color="0.3", label=r"$2/\eta$")
-        ax_s.plot([], [], "-", color="0.3", label=r"$\sqrt{B(n-1)/(n-B)}/\eta$")
+        ax_a.plot([], [], "--", color="0.3", label=r"bound $2/\eta$")
+        ax_s.plot([], [], "--", color="0.3", label=r"bound $\sqrt{B(n-1)/(n-B)}/\eta$")
         ax_a.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=6, handletextpad=0.3)
         ax_s.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=6)
         for ax, letter in ((ax_a, "(a)"), (ax_s, "(b)")):
@@ -450,8 +451,9 @@ def sgd_linear_stability(results: "Results") -> "Figure":
 
 
 def sgd_linear_stability_table(results: "Results") -> PaperTable:
-    """Per (lr, B): measured sharpness and non-uniformity beside their bounds, and the stability
-    factor (1 - eta a)^2 + eta^2 (n - B)/(B (n - 1)) s^2 (<= 1 for a minimum SGD can stay in)."""
+    """Per (lr, B): measured sharpness and non-uniformity beside their bounds, printed as bounds
+    ("≤ 20", "--" where there is none), and the stability factor
+    (1 - eta a)^2 + eta^2 (n - B)/(B (n - 1)) s^2 (<= 1 for a minimum SGD can stay in)."""
     import pandas as pd
 
     from genlab.theory.landscape import eos_threshold, sgd_max_nonuniformity
@@ -462,8 +464,9 @@ def sgd_linear_stability_table(results: "Results") -> PaperTable:
         bound = sgd_max_nonuniformity(float(row.lr), int(row.batch), n)
         shown = lambda v: float(v) if np.isfinite(v) else "diverged"  # noqa: E731  (NaN: no minimum reached)
         out.append({"lr": float(row.lr), "B": int(row.batch), "sharpness": shown(row.sharpness),
-                    "$2/\\eta$": eos_threshold(float(row.lr)), "non-uniformity": shown(row.nonuniformity),
-                    "$s_{\\max}$": bound if np.isfinite(bound) else "--", "stability factor": shown(row.sgd_stability)})
+                    "$2/\\eta$": f"≤ {eos_threshold(float(row.lr)):.4g}", "non-uniformity": shown(row.nonuniformity),
+                    "$s_{\\max}$": f"≤ {bound:.4g}" if np.isfinite(bound) else "--",
+                    "stability factor (≤ 1)": shown(row.sgd_stability)})
     caption = (f"Linear stability of the minima SGD reaches (Wu, Ma & E 2018; n = {n} digits images, erf network): "
                "a minimum is stable iff the stability factor is at most 1, which bounds the sharpness by $2/\\eta$ "
                "and the non-uniformity by $s_{\\max}$ (none at full batch).")

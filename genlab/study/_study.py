@@ -299,6 +299,12 @@ class Results:
     def missing(self) -> list[str]:
         return [c.id for c in self.study.cells if c.id not in self._records]
 
+    def theory_kind(self, ident: str, quantity: str) -> str:
+        """What cell ``ident``'s prediction of ``quantity`` is: "value", or an "upper" / "lower"
+        bound (genlab.quantities.PREDICTION_KINDS); "value" where the cell has no such row."""
+        rows = ((self._records.get(ident) or {}).get("output") or {}).get("rows", [])
+        return next((r.get("theory_kind", "value") for r in rows if r["quantity"] == quantity), "value")
+
     def error(self, ident: str) -> str | None:
         """The traceback of a failed cell."""
         return self._records.get(ident, {}).get("error")

@@ -1,4 +1,4 @@
-"""Figures of study results: theory as lines, measurements as markers.
+"""Figures of study results: theory as lines (dashed where it is a bound), measurements as markers.
 
 Plot functions take a :class:`~genlab.study.Results` and return a matplotlib Figure; they never
 save. ``genlab plot RUN_DIR`` (and paper recipes) write the files.
@@ -33,7 +33,8 @@ def _label(params: dict[str, Any]) -> str:
 
 def plot_curves(results: "Results", quantity: str, *, ax: Any = None) -> "Figure":
     """One quantity's curves for every cell: the measurement as markers, the prediction as a line
-    of the same colour (e.g. sharpness against step with its 2/lr line)."""
+    of the same colour (e.g. sharpness against step with its 2/lr line), dashed where the
+    prediction is a bound rather than a value (e.g. that line under SGD)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -49,7 +50,7 @@ def plot_curves(results: "Results", quantity: str, *, ax: Any = None) -> "Figure
     params = [c for c in cells.columns if c not in ("status", "cached", "wall_s")]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     x_key = t_key = None
-    any_theory = False
+    any_theory = any_bound = False
     for i, (ident, curves) in enumerate(results.curves.items()):
         data = curves.get(quantity)
         if not data:
@@ -62,8 +63,9 @@ def plot_curves(results: "Results", quantity: str, *, ax: Any = None) -> "Figure
             ax.plot(data[x_key], data["empirical"], color=colour, label=label, **style)
         t_key = next((k for k in data if k.startswith("theory_")), None)
         if t_key is not None:
-            any_theory = True
-            ax.plot(data[t_key], data["theory"], "-", lw=1.2, color=colour)
+            bound = results.theory_kind(ident, quantity) != "value"
+            any_theory, any_bound = any_theory or not bound, any_bound or bound
+            ax.plot(data[t_key], data["theory"], "--" if bound else "-", lw=1.2, color=colour)
     x_label = (x_key or t_key or "x_step").split("_", 1)[1]
     ax.set_xlabel(x_label)
     ax.set_ylabel(quantity.replace("_curve", "").replace("_", " "))
@@ -71,7 +73,8 @@ def plot_curves(results: "Results", quantity: str, *, ax: Any = None) -> "Figure
         ax.set_yscale("log")
     if quantity == "spectral_density":
         ax.set_ylim(bottom=DENSITY_FLOOR * max(max(c[quantity]["empirical"]) for c in results.curves.values() if quantity in c))
-    legend = "markers: measured, lines: theory" if any_theory else "measured"
+    theory = ["lines: theory"] * any_theory + ["dashed: bound"] * any_bound
+    legend = ", ".join(["markers: measured", *theory]) if theory else "measured"
     ax.set_title(f"{results.study.name}: {quantity} ({legend})", fontsize=8)
     ax.legend(fontsize=6, frameon=False)
     return fig

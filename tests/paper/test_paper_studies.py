@@ -160,7 +160,8 @@ def test_sgd_linear_stability_bounds_and_table_closed_forms(tmp_path: Path, reci
     horizontal = sorted(line.get_ydata()[0] for line in ax_a.lines if len(line.get_ydata()) == 2)
     np.testing.assert_allclose(horizontal, [2 / 0.1, 2 / 0.05])
     n = 256
-    bounds = [line for line in ax_s.lines if line.get_linestyle() == "-" and len(line.get_xdata()) > 3]
+    assert {line.get_linestyle() for line in ax_a.lines if len(line.get_ydata()) == 2} == {"--"}  # bounds: dashed
+    bounds = [line for line in ax_s.lines if line.get_linestyle() == "--" and len(line.get_xdata()) > 3]
     assert len(bounds) == 2
     for line in bounds:  # sqrt(B (n - 1)/(n - B))/lr, here written out with numpy
         b, s = _xy(line)
@@ -174,8 +175,8 @@ def test_sgd_linear_stability_bounds_and_table_closed_forms(tmp_path: Path, reci
         np.testing.assert_allclose(s, 0.5 * np.sqrt(b) / lr, rtol=1e-12)
     table = recipes.sgd_linear_stability_table(results)
     row = table.frame[(table.frame["lr"] == 0.1) & (table.frame["B"] == 32)].iloc[0]
-    assert row["$s_{\\max}$"] == pytest.approx(math.sqrt(32 * 255 / 224) / 0.1, rel=1e-12)
-    assert row["stability factor"] == pytest.approx((1 - 1.5) ** 2 + 0.01 * 224 / (32 * 255) * (0.5 * math.sqrt(32) / 0.1) ** 2)
+    assert row["$s_{\\max}$"] == f"≤ {math.sqrt(32 * 255 / 224) / 0.1:.4g}" and row["$2/\\eta$"] == "≤ 20"
+    assert row["stability factor (≤ 1)"] == pytest.approx((1 - 1.5) ** 2 + 0.01 * 224 / (32 * 255) * (0.5 * math.sqrt(32) / 0.1) ** 2)
     assert table.frame[table.frame["B"] == 256]["$s_{\\max}$"].eq("--").all()  # no bound at full batch
     # the caption's closed forms, rebuilt here with sympy independently of genlab.theory.landscape
     eta, a, s, n_, batch = sympy.symbols("eta a s n B", positive=True)
@@ -185,6 +186,7 @@ def test_sgd_linear_stability_bounds_and_table_closed_forms(tmp_path: Path, reci
     assert f"nonuniformity $= {sympy.latex(sympy.sqrt(batch * (n_ - 1) / (n_ - batch)) / eta)}$" in caption
     tex = table_latex(table, name="t")
     assert r"\begin{tabular}" in tex and r"Wu, Ma \& E" in tex and r"\\&" not in tex  # "&" escaped once
+    assert r"0.1 & 32 & " in tex and r" & $\le$ 20 & " in tex and r"stability factor ($\le$ 1)" in tex
 
 
 def test_max_margin_curves_and_the_inverse_log_squared_rate(tmp_path: Path, recipes) -> None:

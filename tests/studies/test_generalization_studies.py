@@ -14,10 +14,10 @@ import pytest
 
 from genlab.empirical.generalization import granulated_kendall_tau
 from genlab.study import Results, parse
+from genlab.study._grid import RESULT_COLUMNS
 from genlab.study.analysis import kendall_tau
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
-COLUMNS = ("quantity", "theory", "empirical", "gap", "regime")
 
 
 def run_reduced(name: str, tmp_path: Path, grid: dict, workers: int = 2) -> Results:
@@ -31,7 +31,7 @@ def run_reduced(name: str, tmp_path: Path, grid: dict, workers: int = 2) -> Resu
 
 def side(results: Results, quantity: str, which: str = "empirical") -> pd.Series:
     rows = results.rows[results.rows["quantity"] == quantity]
-    keys = [c for c in rows.columns if c not in COLUMNS]
+    keys = [c for c in rows.columns if c not in RESULT_COLUMNS]
     return rows.set_index(keys)[which].astype(float)
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from genlab.study import Results, parse
+from genlab.study._grid import RESULT_COLUMNS
 from genlab.study.analysis import crossover, kendall_tau, loglog_slope
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
@@ -34,7 +35,7 @@ def run_reduced(name: str, tmp_path: Path, grid: dict | None = None) -> Results:
 def side(results: Results, quantity: str, which: str = "empirical") -> pd.Series:
     """One quantity's theory or empirical values, indexed by the swept parameters."""
     rows = results.rows[results.rows["quantity"] == quantity]
-    keys = [c for c in rows.columns if c not in ("quantity", "theory", "empirical", "gap", "regime")]
+    keys = [c for c in rows.columns if c not in RESULT_COLUMNS]
     return rows.set_index(keys)[which].astype(float)
 
 
