@@ -154,6 +154,7 @@ def test_gd_dynamics_matches_explicit_iteration(fraction):
     assert traj.f_test.shape == (GD_STEPS + 1, N_TEST, N_OUT)
     assert rel_err(traj.f_train, train) < RTOL_GD
     assert rel_err(traj.f_test, test) < RTOL_GD
+    # t = lr * step is one correctly rounded product per entry in genlab and here: exact
     np.testing.assert_allclose(traj.t, lr * steps, rtol=0, atol=0)
     np.testing.assert_array_equal(traj.steps, steps)
     expected_train_loss = np.sum((train - y) ** 2, axis=(1, 2)) / (2 * N_TRAIN)
@@ -252,9 +253,11 @@ def test_null_space_is_frozen_without_warnings():
     y = np.array([1.0, 1.0])
     flow = gradient_flow(kernel, y, np.eye(2), t=[1.0, np.inf])
     gd = gd_dynamics(kernel, y, np.eye(2), lr=0.5, steps=[1, 10])
+    # The null coordinate's residual passes through eigh's eigenvectors of diag(2, 0) (e_1, e_2
+    # on any LAPACK we know, but not promised): rounding of a 2-term change of basis, 2 n eps |y|.
     for traj in (flow, gd):
-        np.testing.assert_array_equal(traj.f_train[:, 1], [0.0, 0.0])
-        np.testing.assert_array_equal(traj.f_test[:, 1], [0.0, 0.0])
+        np.testing.assert_allclose(traj.f_train[:, 1], [0.0, 0.0], rtol=0, atol=4 * EPS)
+        np.testing.assert_allclose(traj.f_test[:, 1], [0.0, 0.0], rtol=0, atol=4 * EPS)
     np.testing.assert_allclose(flow.f_train[-1], [1.0, 0.0], rtol=0, atol=1e-15)
 
 
@@ -329,10 +332,13 @@ def test_accepts_torch_tensors():
     as_torch = [torch.from_numpy(a) for a in (kernel, k_test, y, y_test)]
     actual = kernel_regression(as_torch[0], as_torch[2], as_torch[1], ridge=RIDGE)
     assert isinstance(actual, np.ndarray)
-    np.testing.assert_array_equal(actual, expected)
+    # The tensors share the arrays' float64 memory: the same algorithm on the same values (expected
+    # bit-identical, but no BLAS promises it across buffers); 1e-13 relative, which a lossy
+    # conversion (float32: 1e-7) would fail.
+    np.testing.assert_allclose(actual, expected, rtol=1e-13, atol=1e-13 * np.abs(expected).max())
     traj = gd_dynamics(as_torch[0], as_torch[2], as_torch[1], lr=1.0, steps=torch.arange(3), y_test=as_torch[3])
     reference = gd_dynamics(kernel, y, k_test, lr=1.0, steps=np.arange(3), y_test=y_test)
-    np.testing.assert_array_equal(traj.f_test, reference.f_test)
+    np.testing.assert_allclose(traj.f_test, reference.f_test, rtol=1e-13, atol=1e-13 * np.abs(reference.f_test).max())
     flow = gradient_flow(as_torch[0].float(), as_torch[2].float(), t=torch.tensor([0.0, 1.0]))
     assert flow.f_train.dtype == np.float64
 
