@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
-	$(PY) -m pip install --quiet --no-deps -c constraints.txt curvlinops-for-pytorch==3.0.1
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt neural-tangents==0.6.5 curvlinops-for-pytorch==3.0.1
 	@touch $(STAMP)
 
 quickstart: $(STAMP)

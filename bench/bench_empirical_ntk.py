@@ -280,7 +280,10 @@ def nt_worker(meta: dict[str, Any]) -> None:
     """Runs in the subprocess: JAX forward, check against torch, compile, time, save the kernel."""
     import jax
     import jax.numpy as jnp
-    import neural_tangents as nt
+
+    from genlab.models._stax import import_neural_tangents
+
+    nt = import_neural_tangents()  # without its TensorFlow-only `experimental` package
 
     data = np.load(meta["input"])
     flat = [jnp.asarray(data[f"w{i}"]) for i in range(meta["n_weights"])]

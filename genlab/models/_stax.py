@@ -1,9 +1,9 @@
-"""The neural-tangents realisation of an ArchSpec (imported lazily: it loads TensorFlow)."""
+"""The neural-tangents realisation of an ArchSpec (neural-tangents is imported lazily, without TensorFlow)."""
 
 from __future__ import annotations
 
-import os
 import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -11,26 +11,24 @@ if TYPE_CHECKING:
 
 
 def import_neural_tangents() -> Any:
-    """Import neural_tangents with TensorFlow's start-up logging silenced.
+    """Import neural_tangents without its ``experimental`` package.
 
-    neural-tangents imports TensorFlow (through tf2jax), whose C++ start-up lines (oneDNN, CUDA
-    stubs) are written to file descriptor 2 before absl logging is initialised, so
-    ``TF_CPP_MIN_LOG_LEVEL`` alone does not hide them: the descriptor is pointed at /dev/null
-    for the duration of the first import. Python exceptions are raised after it is restored.
+    neural-tangents 0.6.5's ``__init__`` runs ``from . import experimental``, a TF-to-JAX
+    converter that imports TensorFlow (through tf2jax): ~1600 modules, ~440 MB and seconds of
+    start-up that genlab never uses. An empty package registered as
+    ``neural_tangents.experimental`` before the first import satisfies that line, so neither
+    TensorFlow nor tf2jax is needed (they are not installed: see the Makefile). Stax kernels,
+    ``predict``, ``batch`` and ``empirical`` do not touch it.
     """
     if "neural_tangents" in sys.modules:
         return sys.modules["neural_tangents"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import neural_tangents
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    if "neural_tangents.experimental" not in sys.modules:
+        placeholder = types.ModuleType("neural_tangents.experimental",
+                                       "Placeholder registered by genlab: the TF-to-JAX converter is not imported.")
+        placeholder.__path__ = []
+        sys.modules["neural_tangents.experimental"] = placeholder
+    import neural_tangents
+
     return neural_tangents
 
 
