@@ -48,7 +48,7 @@ def _loss(config: dict, flat_theta: np.ndarray) -> float:
 
 def test_cells_store_their_trajectory_from_the_common_init(results: Results) -> None:
     starts = [read_arrays(results.run_dir, cell.id)["trajectory"][0] for cell in results.study.cells]
-    np.testing.assert_array_equal(starts[0], starts[1])  # same seed: the same initial network
+    np.testing.assert_array_equal(starts[0], starts[1])  # same seed: the same initial network (copied RNG draws)
     arrays = read_arrays(results.run_dir, results.study.cells[0].id)
     assert arrays["trajectory"].shape[0] == arrays["trajectory_step"].shape[0] == 5  # steps 0..40 by 10
     assert available_views(results) == ["trajectory_plane", "solution_barriers", "loss_planes"]
@@ -67,13 +67,21 @@ def test_shared_plane_reproduces_direct_losses(results: Results) -> None:
 
 
 def test_barrier_lines_end_at_each_solution(results: Results) -> None:
+    """The line at t = 0, 1/2, 1 is the loss of the rebuilt network at end_a, the midpoint and
+    end_b; the frame's barrier and distance are the explicit max above the chord of that line and
+    ||end_a - end_b|| (float64 rounding of the same losses and norm: 1e-10 relative)."""
     frame, lines = solution_barriers(results, points=5)
-    assert len(frame) == 1 and frame["barrier"].iloc[0] >= 0
+    assert len(frame) == 1
     (a, b), losses = next(iter(lines.items()))
     cells = {c.id: c for c in results.study.cells}
-    for ident, value in ((a, losses[0]), (b, losses[-1])):
-        end = read_arrays(results.run_dir, ident)["trajectory"][-1]
-        assert value == pytest.approx(_loss(cells[ident].config, end), rel=1e-10)
+    end_a, end_b = (read_arrays(results.run_dir, ident)["trajectory"][-1] for ident in (a, b))
+    config = cells[a].config
+    for value, point in ((losses[0], end_a), (losses[2], 0.5 * (end_a + end_b)), (losses[-1], end_b)):
+        assert value == pytest.approx(_loss(config, point), rel=1e-10)
+    t = np.linspace(0.0, 1.0, 5)
+    chord = (1 - t) * losses[0] + t * losses[-1]
+    assert frame["barrier"].iloc[0] == pytest.approx(float(np.max(losses - chord)), abs=1e-10 * float(np.max(losses)))
+    assert frame["distance"].iloc[0] == pytest.approx(float(np.linalg.norm(end_a - end_b)), rel=1e-12)
 
 
 def test_plot_saves_every_view(results: Results, capsys: pytest.CaptureFixture) -> None:
