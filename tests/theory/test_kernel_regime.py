@@ -205,6 +205,54 @@ def test_uncentred_test_error_and_mse_against_monte_carlo_over_f0_draws() -> Non
         assert abs(prediction.spread - std) < MC_SIGMAS * std_error
 
 
+def test_uncentred_one_hot_test_error_is_the_expected_error_over_f0_draws() -> None:
+    """Three classes: the outputs are independent GPs (one readout row each), GD acts on each
+    with the same NTK, and one seed measures argmax over one draw. The prediction is the expected
+    error over draws (Monte Carlo below), not the error of the mean predictor, which sits far
+    below it here (found at 0.075 against E[error] = 0.288 before the fix)."""
+    rng = np.random.default_rng(5)
+    n, m, d, classes = 30, 40, 4, 3
+    x, xt = rng.normal(size=(n, d)), rng.normal(size=(m, d))
+    w = rng.normal(size=(d, classes))
+    y, yt = np.eye(classes)[np.argmax(x @ w, 1)], np.eye(classes)[np.argmax(xt @ w, 1)]
+    spec = ArchSpec(depth=1, activation="erf", w_std=1.5, b_std=0.3, out_dim=classes)
+    settings = TrainSettings(lr=0.5, steps=20, measure_every=10)
+    ctx = _theory_context(spec, 64, settings, x, y, xt, yt, centered=False, kind="classification")
+    both = np.concatenate([x, xt])
+    nngp, ntk = erf_kernels(spec, 64, both, both)
+    eigenvalues, eigenvectors = np.linalg.eigh(nngp)
+    root = eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
+    z = np.einsum("ab,bkd->akd", root, np.random.default_rng(0).standard_normal((n + m, classes, MC_DRAWS)))
+    f, f_star = z[:n], z[n:]
+    for _ in range(settings.steps):
+        residual = f - y[:, :, None]
+        f = f - settings.lr / n * np.einsum("ij,jkd->ikd", ntk[:n, :n], residual)
+        f_star = f_star - settings.lr / n * np.einsum("ij,jkd->ikd", ntk[n:, :n], residual)
+    errors = np.mean(np.argmax(f_star, 1) != np.argmax(yt, 1)[:, None], axis=0)  # per draw
+    standard_error = errors.std(ddof=1) / np.sqrt(MC_DRAWS)
+    predicted = theory.test_error(ctx).value
+    assert abs(predicted - errors.mean()) < MC_SIGMAS * standard_error
+    mean_only = np.mean(np.argmax(f_star.mean(axis=2), 1) != np.argmax(yt, 1))
+    assert abs(mean_only - errors.mean()) > 10 * MC_SIGMAS * standard_error
+
+
+def test_expected_argmax_error_against_direct_sampling() -> None:
+    """Per point, P(argmax != label) for independent Gaussians with one variance per point, by
+    quadrature, against 200000 draws per point (5 standard errors); sigma = 0 gives the indicator."""
+    rng = np.random.default_rng(11)
+    mu, sigma, labels = rng.normal(size=(6, 4)), np.array([0.3, 1.0, 2.0, 0.7, 1.5, 0.0]), rng.integers(0, 4, 6)
+    draws = 200_000
+    samples = mu[:, :, None] + sigma[:, None, None] * rng.standard_normal((6, 4, draws))
+    wrong = np.argmax(samples, 1) != labels[:, None]
+    expected = theory.expected_argmax_error(mu, sigma, labels)
+    for i in range(6):
+        p = wrong[i].mean()
+        # binomial standard error, floored at one draw's worth where the sample saw no exceptions
+        tolerance = MC_SIGMAS * np.sqrt(max(p * (1 - p), 1 / draws) / draws)
+        assert abs(expected[i] - p) < tolerance, (i, expected[i], p)
+    assert expected[5] in (0.0, 1.0) and expected[5] == float(np.argmax(mu[5]) != labels[5])  # exact indicator
+
+
 def test_centred_test_error_is_the_sign_error_of_the_gd_outputs() -> None:
     """f0 = 0 makes f_T deterministic: the error is the fraction of test signs GD gets wrong."""
     x, y, xt, yt = _data(classification=True)
