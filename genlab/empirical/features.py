@@ -32,8 +32,20 @@ def hidden_features(module: nn.Module, x: np.ndarray) -> np.ndarray:
         return net.features(torch.as_tensor(x).to(ref.device, ref.dtype)).cpu().numpy()
 
 
+def _constant(features: np.ndarray) -> bool:
+    """Whether every feature is constant over the samples (e.g. all ReLU units dead), up to the
+    rounding of centring: largest centred entry <= n eps max |feature|."""
+    centred = features - features.mean(axis=0, keepdims=True)
+    scale = float(np.max(np.abs(features), initial=0.0))
+    return float(np.max(np.abs(centred), initial=0.0)) <= len(features) * np.finfo(np.float64).eps * scale
+
+
 def effective_rank(features: np.ndarray) -> float:
-    """exp(entropy of the normalised singular values) of the column-centred features."""
+    """exp(entropy of the normalised singular values) of the column-centred features; 0 when
+    every feature is constant over the samples (the rank of the zero matrix: the features
+    collapsed)."""
+    if _constant(features):
+        return 0.0
     centred = features - features.mean(axis=0, keepdims=True)
     s = np.linalg.svd(centred, compute_uv=False)
     p = s / s.sum()
@@ -42,10 +54,15 @@ def effective_rank(features: np.ndarray) -> float:
 
 
 def feature_cka(ctx: EmpiricalContext) -> Measurement:
+    """Linear CKA of the last hidden representation at init and after training, on the probe;
+    None when either representation is constant over the probe (CKA divides by its variance)."""
     x = ctx.x_train[:PROBE_SIZE]
     if ctx.run.diverged:
         return Measurement("feature_cka", None)
-    return Measurement("feature_cka", linear_cka(hidden_features(ctx.module0, x), hidden_features(ctx.module, x)))
+    before, after = hidden_features(ctx.module0, x), hidden_features(ctx.module, x)
+    if _constant(before) or _constant(after):
+        return Measurement("feature_cka", None)
+    return Measurement("feature_cka", linear_cka(before, after))
 
 
 def feature_rank(ctx: EmpiricalContext) -> Measurement:

@@ -292,3 +292,16 @@ def test_a_diverged_run_has_no_feature_measurement_after_training() -> None:
                      measure.first_layer_alignment):
         assert quantity(ctx).value is None, quantity.__name__
     assert np.isfinite(measure.init_kernel_test_mse(ctx).value)
+
+
+def test_collapsed_features_have_rank_zero_and_no_cka() -> None:
+    """Every ReLU unit dead after training (forced here by a large negative bias): the centred
+    representation is the zero matrix, so its rank is 0 and CKA (which divides by its variance)
+    is undefined; before the fix linear_cka raised ValueError and failed the whole cell."""
+    ctx = _context(RELU, 8, TrainSettings(lr=0.1, steps=5))
+    with torch.no_grad():
+        _net(ctx.module).hidden[0].bias.fill_(-1e3)
+    assert measure.feature_cka(ctx).value is None
+    assert measure.feature_rank(ctx).value == 0.0  # the literal returned for collapsed features
+    constant = np.full((6, 3), 0.1) + np.array([0.3, -2.0, 7.0])  # constant columns, rounding in the mean
+    assert measure.effective_rank(constant) == 0.0
