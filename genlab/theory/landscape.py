@@ -122,14 +122,17 @@ def _gd_threshold(ctx: TheoryContext, name: str) -> Prediction:
 
 
 def sharpness(ctx: TheoryContext) -> Prediction:
+    """The final sharpness: the stability threshold, a value under full-batch GD, an upper bound under SGD."""
     return _gd_threshold(ctx, "sharpness")
 
 
 def sharpness_max(ctx: TheoryContext) -> Prediction:
+    """The largest sharpness along training: the stability threshold, a value under full-batch GD, an upper bound under SGD."""
     return _gd_threshold(ctx, "sharpness_max")
 
 
 def sharpness_late(ctx: TheoryContext) -> Prediction:
+    """The late-phase mean sharpness: the stability threshold, a value under full-batch GD, an upper bound under SGD."""
     return _gd_threshold(ctx, "sharpness_late")
 
 
@@ -144,7 +147,8 @@ def sgd_max_nonuniformity(lr: float, batch: int, n: int) -> float:
 
 
 def _plain_sgd(ctx: TheoryContext) -> bool:
-    """The linear-stability analysis is for plain (S)GD: constant step, no momentum, no decay."""
+    """The linear-stability analysis is for plain (S)GD: constant step, no momentum, no decay
+    (Wu et al.'s second-moment condition has no momentum state and no decay shift)."""
     s = ctx.settings
     return s.optimizer in ("gd", "sgd") and s.schedule == "constant" and s.momentum == 0 and s.weight_decay == 0
 
