@@ -5,9 +5,9 @@ when the theory predicts it, ``genlab.theory.<topic>.<name>``. Adding a quantity
 function + one line here (+ one theory function of the same name, if theory predicts it).
 
 Whether a quantity has a theory side is not declared but read from the code: a quantity has one
-iff ``genlab/theory/<topic>.py`` defines a top-level function of that name whose first parameter
-is annotated ``TheoryContext`` (the module's source is parsed, not imported, so nothing heavy is
-loaded until a cell runs).
+iff ``genlab/theory/<topic>.py`` defines a public top-level function of that name that takes a
+``TheoryContext`` first and returns a ``Prediction`` (the module's source is parsed, not
+imported, so nothing heavy is loaded until a cell runs).
 """
 
 from __future__ import annotations
@@ -21,10 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def _names(annotation: ast.expr | None, type_name: str) -> bool:
+    """Whether an annotation (possibly a string, possibly dotted) names ``type_name``."""
+    return annotation is not None and ast.unparse(annotation).strip("'\"").split(".")[-1] == type_name
+
+
 @functools.lru_cache(maxsize=None)
 def theory_functions(topic: str) -> frozenset[str]:
     """Names of the predictions in ``genlab/theory/<topic>.py``: public top-level functions whose
-    first parameter is annotated ``TheoryContext``. Empty when the topic has no theory module."""
+    first parameter is annotated ``TheoryContext`` and whose return is annotated ``Prediction``
+    (helpers such as ``min_norm_applies(ctx) -> bool`` are not predictions). Empty when the topic
+    has no theory module."""
     spec = importlib.util.find_spec(f"genlab.theory.{topic}")
     if spec is None or spec.origin is None:
         return frozenset()
@@ -32,8 +39,7 @@ def theory_functions(topic: str) -> frozenset[str]:
     names = set()
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and not node.name.startswith("_") and node.args.args:
-            annotation = node.args.args[0].annotation
-            if annotation is not None and ast.unparse(annotation).strip("'\"").split(".")[-1] == "TheoryContext":
+            if _names(node.args.args[0].annotation, "TheoryContext") and _names(node.returns, "Prediction"):
                 names.add(node.name)
     return frozenset(names)
 

@@ -18,7 +18,8 @@ from genlab.theory import TheoryContext
 
 def _predictions_by_import() -> dict[str, set[str]]:
     """Independently of the registry's source parsing: import every theory module and keep its
-    public functions whose first parameter's resolved type hint is TheoryContext."""
+    public functions whose first parameter's resolved type hint is TheoryContext and whose
+    resolved return hint is Prediction."""
     found: dict[str, set[str]] = {}
     for info in pkgutil.iter_modules(genlab.theory.__path__):
         if info.name.startswith("_"):
@@ -28,7 +29,8 @@ def _predictions_by_import() -> dict[str, set[str]]:
             if not inspect.isfunction(fn) or fn.__module__ != module.__name__ or name.startswith("_"):
                 continue
             params = list(inspect.signature(fn).parameters)
-            if params and typing.get_type_hints(fn).get(params[0]) is TheoryContext:
+            hints = typing.get_type_hints(fn)
+            if params and hints.get(params[0]) is TheoryContext and hints.get("return") is Prediction:
                 found.setdefault(info.name, set()).add(name)
     return found
 
@@ -58,6 +60,10 @@ def test_theory_sides_read_from_source_equal_those_found_by_import() -> None:
     assert claimed == existing, {"claimed without a function": claimed - existing, "unregistered": existing - claimed}
     for topic, names in by_import.items():
         assert theory_functions(topic) == names
+    for name, q in QUANTITIES.items():  # a prediction missing its annotations would lose its theory side
+        module = importlib.import_module(f"genlab.theory.{q.topic}") if theory_functions(q.topic) else None
+        if module is not None and inspect.isfunction(getattr(module, name, None)):
+            assert q.has_theory(name), f"genlab.theory.{q.topic}.{name} is not annotated (ctx: TheoryContext) -> Prediction"
 
 
 def test_quantities_without_a_theory_side_are_exactly_those_without_a_function() -> None:

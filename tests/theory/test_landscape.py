@@ -21,7 +21,7 @@ def test_eos_threshold_is_where_gd_on_a_quadratic_stops_converging() -> None:
     """GD on a/2 x^2 multiplies x by (1 - lr a) each step: it converges iff a < 2/lr."""
     lr = 0.37
     threshold = eos_threshold(lr)
-    assert threshold == pytest.approx(2 / lr, rel=1e-15)
+    assert threshold == pytest.approx(2 / lr, rel=1e-13)  # a few roundings in another operation order
     for a, converges in ((0.99 * threshold, True), (1.01 * threshold, False)):
         x = 1.0
         for _ in range(2000):
