@@ -1,9 +1,9 @@
 """Grid cells and their content hash.
 
-A cell's id is the first 16 hex digits of the sha256 of its resolved config (``task``,
-``model``, ``train``, ``quantities``, every default filled in) as canonical JSON:
-sorted keys, no spaces, ASCII. The study's name, description and table layout are not part of
-it, so renaming a study or changing how its table is shown reuses every cell.
+A cell's id is the first 16 hex digits of the sha256 of :data:`RESULTS_VERSION` and its resolved
+config (``task``, ``model``, ``train``, ``quantities``, every default filled in) as canonical
+JSON: sorted keys, no spaces, ASCII. The study's name, description and table layout are not part
+of it, so renaming a study or changing how its table is shown reuses every cell.
 """
 
 from __future__ import annotations
@@ -13,6 +13,12 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+
+#: Bumped whenever genlab changes what a cell computes for the same config (a corrected
+#: prediction, a new kind or spread), so that cells cached by older code are recomputed instead of
+#: served with stale numbers. 2: bounds and spreads, implicit-bias domains, the GELU Lipschitz
+#: constant, EoS thresholds with weight decay (issue 12).
+RESULTS_VERSION = 2
 
 #: Columns that follow the parameters in results.csv; a parameter with one of these names is
 #: shown dotted. ``theory_kind`` is "value", "upper" or "lower" (empty without a prediction);
@@ -45,8 +51,8 @@ def canonical_json(obj: Any) -> str:
 
 
 def cell_id(config: dict[str, Any]) -> str:
-    """The 16-hex-digit content hash of a resolved cell config."""
-    return hashlib.sha256(canonical_json(config).encode("ascii")).hexdigest()[:16]
+    """The 16-hex-digit content hash of a resolved cell config under :data:`RESULTS_VERSION`."""
+    return hashlib.sha256(f"genlab-results-v{RESULTS_VERSION}:{canonical_json(config)}".encode("ascii")).hexdigest()[:16]
 
 
 def column_names(dotted_keys: list[str] | tuple[str, ...]) -> dict[str, str]:

@@ -10,6 +10,7 @@ import pytest
 import tomli_w
 
 from genlab.study import cell_id, load, parse
+from genlab.study._grid import RESULTS_VERSION
 from tests.study.conftest import BASE, study_dict
 
 
@@ -50,8 +51,10 @@ def test_no_grid_is_one_cell() -> None:
 
 
 def test_cell_id_is_a_pure_function_of_the_config() -> None:
-    # Pinned: changing the canonical form (sorted keys, no spaces) would invalidate every cache.
-    canonical = b'{"a":{"x":"s","y":null},"b":[1,2.5]}'
+    # Pinned: changing the canonical form (sorted keys, no spaces) or the results version
+    # prefix would invalidate every cache.
+    canonical = b'genlab-results-v2:{"a":{"x":"s","y":null},"b":[1,2.5]}'
+    assert RESULTS_VERSION == 2
     assert cell_id({"b": [1, 2.5], "a": {"y": None, "x": "s"}}) == hashlib.sha256(canonical).hexdigest()[:16]
     assert cell_id({"a": {"x": "s", "y": None}, "b": [1, 2.5]}) == cell_id({"b": [1, 2.5], "a": {"y": None, "x": "s"}})
     assert len(cell_id({})) == 16
