@@ -1,12 +1,12 @@
 """Shared kernel machinery: analytic (neural-tangents) and empirical (torch) NTKs, kernel
 regression and gradient-descent dynamics in function space, spectra, alignment and CKA.
 
-Importing this package imports torch (for the empirical NTK); jax and neural-tangents load on
-the first call of :func:`analytic_kernel`.
+Importing this package imports neither torch nor jax: torch loads on first use of
+:func:`empirical_ntk`, jax and neural-tangents on the first call of :func:`analytic_kernel`, so
+a process that only needs analytic kernels never pays torch's import.
 """
 
 from genlab.kernels._analytic import analytic_kernel
-from genlab.kernels._empirical import empirical_ntk
 from genlab.kernels._regression import (
     FunctionSpaceTrajectory,
     IllConditionedKernelWarning,
@@ -42,3 +42,11 @@ __all__ = [
     "squared_error_moments",
     "target_eigencoefficients",
 ]
+
+
+def __getattr__(name: str):
+    if name == "empirical_ntk":  # the torch side, loaded on first use
+        from genlab.kernels._empirical import empirical_ntk
+
+        return empirical_ntk
+    raise AttributeError(f"module 'genlab.kernels' has no attribute {name!r}")
