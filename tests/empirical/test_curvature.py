@@ -233,3 +233,84 @@ def test_nonuniformity_is_zero_for_identical_samples() -> None:
     x, y = _data(1, "mse", n=1)
     s, _ = nonuniformity(module, x.repeat(5, 1), y.repeat(5, 1), tol=1e-8, seed=0)
     assert s < 1e-6 * float(top_eigenvalues(module, x, y, k=1, tol=1e-8, seed=0).values[0])
+
+
+#: Double backward vs torch.func.hessian in float64: the same derivatives summed in another
+#: order, so they agree to round-off (~1e-16 per flop over a few thousand flops), far below 1e-10.
+HVP_RTOL = 1e-10
+
+
+class _SmallCNN(torch.nn.Module):
+    """conv 1->2 (3x3) - tanh - conv 2->2 (3x3, stride 2) - tanh - linear: 96 parameters."""
+
+    def __init__(self, outputs: int) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Tanh(), torch.nn.Conv2d(2, 2, 3, stride=2, padding=1), torch.nn.Tanh(),
+            torch.nn.Flatten(), torch.nn.Linear(2 * 3 * 3, outputs),
+        ).to(torch.float64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+@pytest.mark.parametrize("alpha", [None, 2.0])
+@pytest.mark.parametrize(("loss", "outputs"), [("mse", 1), ("cross_entropy", 3)])
+@pytest.mark.parametrize("net", ["mlp", "cnn"])
+def test_double_backward_hvp_is_hessian_times_v(net: str, loss: str, outputs: int, alpha: float | None) -> None:
+    """H v by double backward (Pearlmutter 1994) against torch.func.hessian(L) @ v, float64."""
+    x, y = _data(outputs, loss, n=8)
+    if net == "cnn":
+        module: torch.nn.Module = _SmallCNN(outputs)
+        x = torch.randn(8, 1, 5, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+        module = OutputScaled(module, alpha) if alpha is not None else module
+    else:
+        module = _net(alpha, outputs)
+    h = _explicit_hessian(module, x, y, loss).numpy()
+    op = hessian_operator(module, x, y, loss=loss)
+    v = np.random.default_rng(3).standard_normal((h.shape[0], 2))
+    hv = op.matmat(v)
+    assert np.linalg.norm(hv - h @ v) <= HVP_RTOL * np.linalg.norm(h @ v)
+    assert op.hvps == 2  # a block of m vectors counts m products
+
+
+def test_unused_parameters_have_zero_rows() -> None:
+    """A parameter L does not depend on contributes zero rows and columns (and an operator with
+    no parameter L depends on is zero)."""
+    x, y = _data(1, "mse")
+    module = _net()
+    module.unused = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+    h = _explicit_hessian(_net(), x, y, "mse").numpy()
+    v = np.random.default_rng(0).standard_normal(h.shape[0] + 2)
+    # a module's own parameters come before its submodules': "unused" is first
+    np.testing.assert_allclose(hessian_operator(module, x, y).matvec(v), np.r_[0.0, 0.0, h @ v[2:]], atol=MATVEC_ATOL, rtol=0)
+
+    class Constant(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(x.shape[0], 1, dtype=torch.float64)
+
+    assert np.array_equal(hessian_operator(Constant(), x, y).matvec(np.ones(3)), np.zeros(3))
+
+
+@pytest.mark.parametrize("tol", [1e-8, 1e-3])
+def test_top_eigenvalue_within_tol(case, tol: float) -> None:
+    """k=1 (the sharpness): the Lanczos stopping rule bounds the relative error by about tol."""
+    module, x, y, loss, h = case
+    exact = float(torch.linalg.eigvalsh(h)[-1])
+    result = top_eigenvalues(module, x, y, k=1, tol=tol, loss=loss, seed=0)
+    assert result.values[0] <= exact * (1 + 1e-12)  # a Ritz value never exceeds lambda_max
+    assert result.values[0] == pytest.approx(exact, rel=max(tol, EIGEN_RTOL * 1e-4))
+
+
+def test_arpack_continues_past_the_basis_cap(case) -> None:
+    """With a basis cap (ncv) too small for tol=1e-8, ARPACK continues from the Ritz vectors."""
+    module, x, y, loss, h = case
+    exact = torch.linalg.eigvalsh(h).numpy()[::-1][:2]
+    result = top_eigenvalues(module, x, y, k=2, tol=1e-8, loss=loss, seed=0, ncv=3)
+    np.testing.assert_allclose(result.values, exact, rtol=EIGEN_RTOL)
+    assert result.hvps > 3
