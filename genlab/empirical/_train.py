@@ -141,6 +141,118 @@ def check_loss_targets(y: torch.Tensor, loss: str) -> None:
         raise ValueError("train.loss 'cross_entropy' needs one-hot targets with >= 2 columns")
 
 
+class _Batches:
+    """Mini-batches of ``batch`` rows drawn without replacement, reshuffled every epoch from a
+    generator seeded by ``seed``; the whole set when ``batch`` is None or >= n."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int | None, seed: int) -> None:
+        self.x, self.y, self.n = x, y, x.shape[0]
+        self.size = self.n if batch_size is None else min(batch_size, self.n)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order, self.cursor = torch.randperm(self.n, generator=self.generator), 0
+
+    @property
+    def full(self) -> bool:
+        return self.size == self.n
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.full:
+            return self.x, self.y
+        if self.cursor + self.size > self.n:  # new epoch: reshuffle
+            self.order, self.cursor = torch.randperm(self.n, generator=self.generator), 0
+        index = self.order[self.cursor : self.cursor + self.size]
+        self.cursor += self.size
+        return self.x[index], self.y[index]
+
+
+@dataclass
+class _Objective:
+    """``scale * mean loss(f(x), y) + (weight_decay / 2) ||theta||^2`` over the trained tensors,
+    and the unscaled mean loss reported beside it."""
+
+    f: Callable[[torch.Tensor], torch.Tensor]
+    trained: list[torch.Tensor]
+    loss: str
+    scale: float
+    weight_decay: float
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        data_loss = per_sample_loss(self.f(xb), yb, self.loss).mean()
+        objective = self.scale * data_loss
+        if self.weight_decay:
+            objective = objective + 0.5 * self.weight_decay * sum((p**2).sum() for p in self.trained)
+        return data_loss, objective
+
+    def data_loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float(per_sample_loss(self.f(inputs), targets, self.loss).mean())
+
+
+def _step(
+    optimizer: torch.optim.Optimizer, name: str, objective: _Objective, computed: torch.Tensor,
+    batch: tuple[torch.Tensor, torch.Tensor], batches: _Batches,
+) -> None:
+    """One optimizer step after ``computed.backward()`` filled ``.grad`` at the current point.
+
+    SAM/ASAM take 2 gradient evaluations on the same batch (the second at w + e, with BatchNorm
+    statistics frozen by SAM itself); Entropy-SGD takes L, the first on this batch and the
+    next L - 1 on the following mini-batches; every other optimizer takes the one computed."""
+    if name not in ("sam", "asam", "entropy_sgd"):
+        optimizer.step()
+        return
+
+    def gradient_at(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        value = objective(xb, yb)[1]
+        value.backward()
+        return value
+
+    pending = [computed]
+    if name == "entropy_sgd":
+        optimizer.step(lambda: pending.pop() if pending else gradient_at(*batches.next()))
+    else:
+        optimizer.step(lambda: pending.pop() if pending else gradient_at(*batch))
+
+
+class _Recorder:
+    """Losses and hook outputs at the measured steps."""
+
+    def __init__(self, module: nn.Module, objective: _Objective, train_data: tuple[torch.Tensor, torch.Tensor],
+                 test_data: tuple[torch.Tensor, torch.Tensor] | None, hooks: Sequence[Hook],
+                 progress: Callable[[int, int], None] | None, total: int) -> None:
+        self.module, self.objective, self.train_data, self.test_data = module, objective, train_data, test_data
+        self.hooks, self.progress, self.total = hooks, progress, total
+        self.steps: list[int] = []
+        self.train: list[float] = []
+        self.test: list[float] = []
+        self.extra: dict[str, list[float]] = {}
+
+    def train_loss(self) -> float:
+        return self.objective.data_loss(*self.train_data)
+
+    def measure(self, step: int, train_loss: float | None = None) -> None:
+        self.steps.append(step)
+        self.train.append(self.train_loss() if train_loss is None else train_loss)
+        if self.test_data is not None:
+            self.test.append(self.objective.data_loss(*self.test_data))
+        for hook in self.hooks:
+            for name, value in hook(step, self.module).items():
+                self.extra.setdefault(name, []).append(value)
+        if self.progress is not None:
+            self.progress(step, self.total)
+
+    def run(self, *, diverged: bool, final_step: int, wall_seconds: float) -> TrainingRun:
+        return TrainingRun(
+            steps=np.asarray(self.steps), train_loss=np.asarray(self.train),
+            test_loss=np.asarray(self.test) if self.test else None, diverged=diverged, final_step=final_step,
+            measurements={k: np.asarray(v) for k, v in self.extra.items()}, wall_seconds=wall_seconds,
+        )
+
+
+def _exploded(value: float, settings: TrainSettings) -> bool:
+    return not math.isfinite(value) or value > settings.divergence_threshold
+
+
 def train(
     module: nn.Module,
     x_train: Any,
@@ -166,109 +278,51 @@ def train(
             its Taylor expansion here); ``params`` are then the tensors it is trained in.
         progress: called as ``progress(step, total)`` at every measured step.
     """
+    x, y, test_data = _training_data(module, x_train, y_train, x_test, y_test, settings.loss)
+    trained = [p for p in module.parameters() if p.requires_grad] if params is None else list(params)
+    objective = _Objective(forward or module, trained, settings.loss, float(getattr(module, "loss_scale", 1.0)),
+                           settings.weight_decay)
+    optimizer = _optimizer(trained, settings, lr=settings.effective_lr(x.shape[0]), module=module)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(settings))
+    batches = _Batches(x, y, settings.batch_size, settings.seed)
+    recorder = _Recorder(module, objective, (x, y), test_data, hooks, progress, settings.steps)
+    measured = set(settings.measured_steps)
+    start = time.perf_counter()
+    recorder.measure(0)
+    diverged, step = False, 0
+    for step in range(1, settings.steps + 1):
+        batch = batches.next()
+        data_loss, value = objective(*batch)
+        if _exploded(float(data_loss.detach()), settings):
+            diverged, step = True, step - 1
+            if batches.full and recorder.steps[-1] != step:  # the full loss at the last parameters
+                recorder.measure(step, float(data_loss.detach()))
+            break
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        _step(optimizer, settings.optimizer, objective, value, batch, batches)
+        scheduler.step()
+        if step in measured:
+            loss_now = recorder.train_loss()
+            recorder.measure(step, loss_now)
+            if _exploded(loss_now, settings):
+                diverged = True
+                break
+    return recorder.run(diverged=diverged, final_step=step, wall_seconds=time.perf_counter() - start)
+
+
+def _training_data(
+    module: nn.Module, x_train: Any, y_train: Any, x_test: Any, y_test: Any, loss: str,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """The data as tensors on the module's device and dtype, with the targets checked."""
     first = next(iter(module.parameters()))
-    device, dtype = first.device, first.dtype
-    as_tensor = lambda a: torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a).to(device, dtype)  # noqa: E731
+
+    def as_tensor(a: Any) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a).to(first.device, first.dtype)
+
     x, y = as_tensor(x_train), as_tensor(y_train)
     if y.ndim != 2 or y.shape[0] != x.shape[0]:
         raise ValueError(f"y_train must have shape (n, k) with n = {x.shape[0]}; got {tuple(y.shape)}")
-    check_loss_targets(y, settings.loss)
-    xt = None if x_test is None else as_tensor(x_test)
-    yt = None if y_test is None else as_tensor(y_test)
-    f = forward or module
-    trained = [p for p in module.parameters() if p.requires_grad] if params is None else list(params)
-    scale = float(getattr(module, "loss_scale", 1.0))
-    optimizer = _optimizer(trained, settings, lr=settings.effective_lr(x.shape[0]), module=module)
-    lr_factor = _schedule(settings)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    n = x.shape[0]
-    batch = n if settings.batch_size is None else min(settings.batch_size, n)
-    generator = torch.Generator().manual_seed(settings.seed)
-    order = torch.randperm(n, generator=generator)
-    cursor = 0
-
-    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
-        nonlocal order, cursor
-        if batch == n:
-            return x, y
-        if cursor + batch > n:  # new epoch: reshuffle, sampling without replacement
-            order, cursor = torch.randperm(n, generator=generator), 0
-        index = order[cursor : cursor + batch]
-        cursor += batch
-        return x[index], y[index]
-
-    def objective_on(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        data_loss = per_sample_loss(f(xb), yb, settings.loss).mean()
-        objective = scale * data_loss
-        if settings.weight_decay:
-            objective = objective + 0.5 * settings.weight_decay * sum((p**2).sum() for p in trained)
-        return data_loss, objective
-
-    def gradient_at(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        objective = objective_on(xb, yb)[1]
-        objective.backward()
-        return objective
-
-    def full_loss(inputs: torch.Tensor, targets: torch.Tensor) -> float:
-        with torch.no_grad():
-            return float(per_sample_loss(f(inputs), targets, settings.loss).mean())
-
-    recorded: dict[str, list[float]] = {"step": [], "train": [], "test": []}
-    extra: dict[str, list[float]] = {}
-
-    def measure(step: int, train_loss: float | None = None) -> None:
-        recorded["step"].append(step)
-        recorded["train"].append(full_loss(x, y) if train_loss is None else train_loss)
-        if xt is not None and yt is not None:
-            recorded["test"].append(full_loss(xt, yt))
-        for hook in hooks:
-            for name, value in hook(step, module).items():
-                extra.setdefault(name, []).append(value)
-        if progress is not None:
-            progress(step, settings.steps)
-
-    measured = set(settings.measured_steps)
-    start = time.perf_counter()
-    measure(0)
-    diverged, step = False, 0
-    for step in range(1, settings.steps + 1):
-        xb, yb = next_batch()
-        data_loss, objective = objective_on(xb, yb)
-        value = float(data_loss.detach())
-        if not math.isfinite(value) or value > settings.divergence_threshold:
-            diverged, step = True, step - 1
-            if batch == n and recorded["step"][-1] != step:  # the full loss at the last parameters
-                measure(step, value)
-            break
-        optimizer.zero_grad(set_to_none=True)
-        objective.backward()
-        if settings.optimizer in ("sam", "asam"):
-            # 2 gradient evaluations, both on this batch: the first (at w) is already in .grad;
-            # SAM runs the second (at w + e) with BatchNorm running statistics frozen.
-            first = [objective]
-            optimizer.step(lambda: first.pop() if first else gradient_at(xb, yb))
-        elif settings.optimizer == "entropy_sgd":
-            # L gradient evaluations: the first (at x, on this batch) is already in .grad, the
-            # next L - 1 are on the following mini-batches.
-            first = [objective]
-            optimizer.step(lambda: first.pop() if first else gradient_at(*next_batch()))
-        else:
-            optimizer.step()
-        scheduler.step()
-        if step in measured:
-            loss_now = full_loss(x, y)
-            if not math.isfinite(loss_now) or loss_now > settings.divergence_threshold:
-                diverged = True
-                measure(step, loss_now)
-                break
-            measure(step, loss_now)
-    return TrainingRun(
-        steps=np.asarray(recorded["step"]),
-        train_loss=np.asarray(recorded["train"]),
-        test_loss=np.asarray(recorded["test"]) if recorded["test"] else None,
-        diverged=diverged,
-        final_step=step,
-        measurements={k: np.asarray(v) for k, v in extra.items()},
-        wall_seconds=time.perf_counter() - start,
-    )
+    check_loss_targets(y, loss)
+    has_test = x_test is not None and y_test is not None
+    return x, y, (as_tensor(x_test), as_tensor(y_test)) if has_test else None
