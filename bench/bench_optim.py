@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genlab.empirical import TrainSettings, train
+from genlab.empirical import train
+from genlab.settings import TrainSettings
 from genlab.models import ArchSpec
 
 CASES = {

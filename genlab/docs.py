@@ -2,7 +2,7 @@
 
 The text is built from the code that validates a study (the pydantic models of
 ``genlab.study._schema``, the fields of :class:`~genlab.models.ArchSpec`,
-:class:`~genlab.empirical._settings.TrainSettings` and every task's parameter dataclass, with the
+:class:`~genlab.settings.TrainSettings` and every task's parameter dataclass, with the
 meanings from their ``Attributes:`` docstrings), from ``studies/*.toml`` and from the quantity
 registry, so that it cannot drift from them. README.md carries each section between markers::
 
@@ -180,7 +180,7 @@ def reference() -> str:
     TrainSettings and the task parameter dataclasses."""
     from pydantic import BaseModel
 
-    from genlab.empirical._settings import TrainSettings
+    from genlab.settings import TrainSettings
     from genlab.models import ArchSpec
     from genlab.study._schema import _StudyFile
     from genlab.tasks import TASKS

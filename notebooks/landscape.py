@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from genlab.empirical._curvature import top_eigenvalues
-from genlab.empirical._settings import TrainSettings
+from genlab.settings import TrainSettings
 from genlab.empirical._slices import filter_normalized_direction, flat, interpolate, plane, trainable_parameters
 from genlab.empirical._train import train
 from genlab.empirical._trajectory import pca_plane, snapshot_hook, trajectory_statistics

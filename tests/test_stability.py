@@ -51,7 +51,8 @@ def test_the_decay_term_moves_the_threshold_below_the_momentum_one() -> None:
 def test_genlab_training_diverges_exactly_above_the_threshold(lr: float, momentum: float, weight_decay: float) -> None:
     """genlab.empirical.train (weight decay in the objective, torch's SGD momentum) on a 1-D linear
     model f(x) = w x with two points x = c and targets 0: L = c^2 w^2 / 2, Hessian c^2."""
-    from genlab.empirical import TrainSettings, train
+    from genlab.empirical import train
+    from genlab.settings import TrainSettings
 
     threshold = eos_threshold(lr, momentum, weight_decay)
     for factor, diverges in ((0.98, False), (1.02, True)):
@@ -124,7 +125,7 @@ def test_theory_and_steps_to_eos_use_the_same_threshold() -> None:
     quantity; on a synthetic sharpness curve 10, 20, 29, 30, 33, steps_to_eos is the first step
     within 10% of 33 (29.7 and up): step 30, not 20 (within 10% of 2/lr = 20) nor the step of
     38 (never reached)."""
-    from genlab.empirical import TrainSettings
+    from genlab.settings import TrainSettings
     from genlab.empirical import landscape as empirical
     from genlab.theory import landscape as theory
 
@@ -142,7 +143,7 @@ def test_theory_and_steps_to_eos_use_the_same_threshold() -> None:
 
 def test_steps_to_eos_without_a_positive_threshold_is_none() -> None:
     """wd = 25 > 2/lr = 20: no non-negative sharpness is stable, so no step is 'at the edge'."""
-    from genlab.empirical import TrainSettings
+    from genlab.settings import TrainSettings
     from genlab.empirical import landscape as empirical
 
     settings = TrainSettings(optimizer="gd", lr=0.1, weight_decay=25.0)

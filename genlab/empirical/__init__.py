@@ -1,18 +1,14 @@
 """The empirical side: one training engine and the measurements of trained networks, one module
 per topic mirroring genlab.theory (kernel_regime, features).
 
-``TrainSettings`` is torch-free (the study schema validates ``[train]`` with it); the training
-engine and contexts load torch on first use.
+The training settings live in :mod:`genlab.settings`; the training engine and contexts load torch
+on first use.
 """
 
 from typing import Any
 
-from genlab.empirical._settings import SettingsError, TrainSettings
-
 __all__ = [
     "EmpiricalContext",
-    "SettingsError",
-    "TrainSettings",
     "TrainingRun",
     "linearize",
     "per_sample_loss",

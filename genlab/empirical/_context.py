@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp
 
-from genlab.empirical._settings import TrainSettings
+from genlab.settings import TrainSettings
 from genlab.empirical._train import TrainingRun, train
 from genlab.kernels import empirical_ntk, gd_dynamics
 from genlab.quantities import PROBE_SIZE

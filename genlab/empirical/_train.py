@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from genlab.empirical._settings import TrainSettings
+from genlab.settings import TrainSettings
 
 #: A measurement hook: called as ``hook(step, module)`` at every measured step; returns named
 #: scalars recorded under ``TrainingRun.measurements``.

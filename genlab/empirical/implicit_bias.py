@@ -64,7 +64,7 @@ import torch
 from torch import nn
 
 from genlab.empirical._context import EmpiricalContext
-from genlab.empirical._settings import TrainSettings
+from genlab.settings import TrainSettings
 from genlab.empirical._train import Hook
 from genlab.quantities import Curve, Measurement
 from genlab.theory.implicit_bias import (

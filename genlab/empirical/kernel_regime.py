@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from genlab.empirical._context import EmpiricalContext, linear_closed_form
-from genlab.empirical._settings import TrainSettings
+from genlab.settings import TrainSettings
 from genlab.empirical._train import Hook
 from genlab.kernels import empirical_ntk, kernel_target_alignment
 from genlab.quantities import PROBE_SIZE, Curve, Measurement

@@ -52,7 +52,7 @@ from genlab.empirical._curvature import nonuniformity as _nonuniformity_of
 from genlab.empirical._curvature import slq_nodes as _slq_nodes
 from genlab.empirical._curvature import top_eigenvalues
 from genlab.empirical._slices import barrier, filter_normalized_direction, interpolate, plane
-from genlab.empirical._settings import TrainSettings
+from genlab.settings import TrainSettings
 from genlab.empirical._train import Hook
 from genlab.empirical._trajectory import TrajectoryStats, trajectory_statistics
 from genlab.quantities import Curve, Measurement

@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from genlab.empirical import EmpiricalContext, TrainSettings, resolve_device, train
+from genlab.empirical import EmpiricalContext, resolve_device, train
 from genlab.empirical._train import torch_dtype
 from genlab.models import ArchSpec
 from genlab.quantities import Curve
+from genlab.settings import TrainSettings
 from genlab.study._output import CellOutput, QuantityRow
 from genlab.study._registry import QUANTITIES
 from genlab.tasks import Task, make_task

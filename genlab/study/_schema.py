@@ -3,7 +3,7 @@
 The rules live in one place each. The top level, ``[table]`` and ``[regime]`` are pydantic
 models; the ``[model]``, ``[train]`` and ``[task]`` sections are pydantic models generated from
 the fields of :class:`~genlab.models.ArchSpec` (plus ``width`` and ``alpha``),
-:class:`~genlab.empirical._settings.TrainSettings` and the task's parameter dataclass, which give
+:class:`~genlab.settings.TrainSettings` and the task's parameter dataclass, which give
 the types; the dataclasses themselves, constructed for the base config and for every grid cell,
 give the value rules. Every failure, whichever layer finds it, becomes one line
 ``"<file>: <dotted key>: <message>"`` through :func:`_describe` and :class:`StudyConfigError`.
@@ -254,7 +254,7 @@ def _arch_spec() -> type:
 
 
 def _train_settings() -> type:
-    from genlab.empirical._settings import TrainSettings
+    from genlab.settings import TrainSettings
 
     return TrainSettings
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from genlab.empirical._settings import TrainSettings
+from genlab.settings import TrainSettings
 from genlab.kernels import FunctionSpaceTrajectory, analytic_kernel, gd_dynamics
 from genlab.models import ArchSpec
 

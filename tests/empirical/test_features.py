@@ -24,7 +24,8 @@ import pytest
 import torch
 from scipy.special import erf
 
-from genlab.empirical import EmpiricalContext, TrainSettings, train
+from genlab.empirical import EmpiricalContext, train
+from genlab.settings import TrainSettings
 from genlab.empirical import features as measure
 from genlab.models import ArchSpec, OutputScaled
 from genlab.quantities import PROBE_SIZE

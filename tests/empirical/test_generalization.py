@@ -16,7 +16,8 @@ from scipy.optimize import brentq, minimize_scalar
 from scipy.special import rel_entr
 from scipy.stats import kendalltau, norm
 
-from genlab.empirical import EmpiricalContext, TrainSettings, train
+from genlab.empirical import EmpiricalContext, train
+from genlab.settings import TrainSettings
 from genlab.empirical import generalization as g
 from genlab.models import ACTIVATIONS, ArchSpec
 from genlab.tasks import make_task

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.empirical import EmpiricalContext, TrainSettings, per_sample_loss, train
+from genlab.empirical import EmpiricalContext, per_sample_loss, train
+from genlab.settings import TrainSettings
 from genlab.empirical import implicit_bias as emp
 from genlab.models import ArchSpec
 from genlab.tasks import make_task

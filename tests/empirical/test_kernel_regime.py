@@ -22,7 +22,8 @@ import pytest
 import torch
 from torch import nn
 
-from genlab.empirical import EmpiricalContext, TrainSettings, train
+from genlab.empirical import EmpiricalContext, train
+from genlab.settings import TrainSettings
 from genlab.empirical import kernel_regime as measure
 from genlab.models import ArchSpec
 from genlab.quantities import PROBE_SIZE

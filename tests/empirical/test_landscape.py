@@ -14,7 +14,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, hessian
 
-from genlab.empirical import EmpiricalContext, TrainSettings, TrainingRun
+from genlab.empirical import EmpiricalContext, TrainingRun
+from genlab.settings import TrainSettings
 from genlab.empirical import landscape
 from genlab.empirical._slices import filter_normalized_direction
 from genlab.study._cell import build_cell, run_cell

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.empirical import EmpiricalContext, TrainSettings, train
+from genlab.empirical import EmpiricalContext, train
+from genlab.settings import TrainSettings
 from genlab.models import ArchSpec
 
 

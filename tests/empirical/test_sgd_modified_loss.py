@@ -177,7 +177,8 @@ def test_epoch_test_orders_on_a_network(rng: np.random.Generator) -> None:
 def _context(rng: np.random.Generator, **settings: object) -> eb.EmpiricalContext:
     import copy
 
-    from genlab.empirical import TrainSettings, train
+    from genlab.empirical import train
+    from genlab.settings import TrainSettings
 
     x, y = _problem(rng, 12, 3, 2, "mse")
     net = _net(3, 2, width=4)

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from genlab.empirical import TrainSettings, train
+from genlab.empirical import train
+from genlab.settings import TrainSettings
 from genlab.empirical._slices import (
     barrier,
     filter_normalized_direction,

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.empirical import SettingsError, TrainSettings, train
+from genlab.empirical import train
+from genlab.settings import SettingsError, TrainSettings
 from genlab.kernels import empirical_ntk, gd_dynamics
 from genlab.models import ArchSpec
 

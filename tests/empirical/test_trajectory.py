@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.empirical import TrainSettings, train
+from genlab.empirical import train
+from genlab.settings import TrainSettings
 from genlab.empirical._slices import flat, loss_at, trainable_parameters
 from genlab.empirical._trajectory import pca_plane, snapshot_hook, trajectory_statistics
 from genlab.models import ArchSpec

@@ -10,7 +10,8 @@ import tomli_w
 import torch
 
 from genlab.cli import main
-from genlab.empirical import SettingsError, TrainSettings, train
+from genlab.empirical import train
+from genlab.settings import SettingsError, TrainSettings
 from genlab.empirical._train import _schedule, per_sample_loss
 from genlab.models import ArchSpec
 from genlab.optim import SAM, EntropySGD

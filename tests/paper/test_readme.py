@@ -25,7 +25,7 @@ def test_readme_generated_blocks_are_up_to_date() -> None:
 def test_reference_lists_every_key_the_schema_accepts() -> None:
     """Independent of the generator's own walk: every field of ArchSpec, TrainSettings and each
     task's dataclass, and every [table]/[regime] key, appears as a row."""
-    from genlab.empirical._settings import TrainSettings
+    from genlab.settings import TrainSettings
     from genlab.models import ArchSpec
     from genlab.study._schema import RegimeSettings, TableSettings
     from genlab.tasks import TASKS

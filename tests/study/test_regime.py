@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genlab.empirical import TrainSettings
+from genlab.settings import TrainSettings
 from genlab.kernels import gd_dynamics
 from genlab.models import ArchSpec
 from genlab.study._cell import run_cell

@@ -82,7 +82,7 @@ def test_a_theory_side_returns_a_prediction_of_its_own_name() -> None:
     kernel-regime theory makes no prediction, so no kernel is computed)."""
     import numpy as np
 
-    from genlab.empirical import TrainSettings
+    from genlab.settings import TrainSettings
     from genlab.models import ArchSpec
 
     x = np.linspace(-1, 1, 8).reshape(4, 2)

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.empirical import EmpiricalContext, TrainSettings, train
+from genlab.empirical import EmpiricalContext, train
+from genlab.settings import TrainSettings
 from genlab.empirical import features as empirical
 from genlab.kernels import kernel_regression
 from genlab.models import ArchSpec

@@ -142,7 +142,7 @@ def test_study_prediction_with_label_noise_matches_least_squares_draws() -> None
     their seeds across P, so the deviations are correlated; one mean of 20 draws has a standard
     error of ~7%); tolerance 25% = 3 standard errors + the finite-d
     correction d/(P-d-1) vs d/(P-d)."""
-    from genlab.empirical import TrainSettings
+    from genlab.settings import TrainSettings
     from genlab.models import ArchSpec
     from genlab.tasks import make_task
     from genlab.theory import TheoryContext

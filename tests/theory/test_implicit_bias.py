@@ -14,7 +14,8 @@ import pytest
 import sympy as sp
 import torch
 
-from genlab.empirical import TrainSettings, train
+from genlab.empirical import train
+from genlab.settings import TrainSettings
 from genlab.empirical import implicit_bias as emp
 from genlab.models import ArchSpec
 from genlab.tasks import Task, make_task

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genlab.empirical import TrainSettings
+from genlab.settings import TrainSettings
 from genlab.models import ArchSpec
 from genlab.quantities import PROBE_SIZE
 from genlab.theory import TheoryContext

@@ -89,7 +89,7 @@ def test_bad_arguments_are_named(call, match) -> None:
 def test_predictions_use_the_linearly_scaled_learning_rate() -> None:
     """lr_scaling = "linear": the step actually taken is lr * B / base_batch = 0.2 here, so the
     thresholds are 2/0.2 and sqrt(B (n-1)/(n-B)) / 0.2."""
-    from genlab.empirical import TrainSettings
+    from genlab.settings import TrainSettings
     from genlab.theory import landscape
 
     n, batch = 32, 16
@@ -110,7 +110,7 @@ def test_sharpness_threshold_is_the_plateau_value_under_gd_and_an_upper_bound_un
     """Full-batch GD hovers at the threshold (a value); SGD with batch < n stays below it (an
     upper bound). An SGD batch that covers the training set is full-batch GD. Momentum and weight
     decay enter both: 2 (1 + 0.9)/0.1 - 5e-4 = 37.9995."""
-    from genlab.empirical import TrainSettings
+    from genlab.settings import TrainSettings
     from genlab.theory import landscape
 
     n = 32
@@ -127,7 +127,7 @@ def test_sharpness_threshold_is_the_plateau_value_under_gd_and_an_upper_bound_un
 
 def test_sgd_bounds_are_upper_bounds() -> None:
     """Wu et al.'s condition bounds the stability factor by 1 and the non-uniformity by s_max."""
-    from genlab.empirical import TrainSettings
+    from genlab.settings import TrainSettings
     from genlab.theory import landscape
 
     ctx = _ctx(TrainSettings(optimizer="sgd", lr=0.1, batch_size=8))
@@ -140,7 +140,7 @@ def test_sgd_bounds_are_upper_bounds() -> None:
 
 
 def test_no_sharpness_prediction_for_other_optimizers_or_schedules() -> None:
-    from genlab.empirical import TrainSettings
+    from genlab.settings import TrainSettings
     from genlab.theory import landscape
 
     for settings in (TrainSettings(optimizer="adam"), TrainSettings(optimizer="gd", schedule="cosine")):

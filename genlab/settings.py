@@ -1,11 +1,26 @@
 """Training settings: one frozen dataclass, validated on construction (the study schema uses it
-as the declaration of the ``[train]`` section, so every rule lives here once)."""
+as the declaration of the ``[train]`` section, so every rule lives here once).
+
+A bottom-layer module: the theory side reads the settings (learning rate, steps, loss) to predict
+what the empirical side's training produces, so neither side owns them.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
 from typing import Any
+
+__all__ = [
+    "DEVICES",
+    "DTYPES",
+    "LOSSES",
+    "LR_SCALINGS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "SettingsError",
+    "TrainSettings",
+]
 
 OPTIMIZERS = ("gd", "sgd", "adam", "sam", "asam", "entropy_sgd", "lars", "lamb")
 LOSSES = ("mse", "cross_entropy", "logistic", "squared_hinge")
