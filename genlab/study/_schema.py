@@ -210,7 +210,9 @@ class ResourceSettings(BaseModel):
     max_retries: Annotated[int, Field(ge=0, le=100)] = 2
 
 
-class _StudyFile(BaseModel):
+class StudyFile(BaseModel):
+    """The top level of a study config file, before its sections are resolved into cells."""
+
     model_config = _CONFIG
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
     description: str
@@ -450,9 +452,9 @@ def parse(data: Mapping[str, Any], *, source: str = "<study>") -> "Study":
 def _validate(data: dict[str, Any]) -> dict[str, Any]:
     _check_finite(data, "")
     try:
-        top = _StudyFile.model_validate(data)
+        top = StudyFile.model_validate(data)
     except ValidationError as exc:
-        raise _from_validation(exc, _StudyFile) from None
+        raise _from_validation(exc, StudyFile) from None
 
     known = _quantity_names()
     for i, quantity in enumerate(top.quantities):
@@ -530,7 +532,7 @@ def _base_section(section: str, raw: dict[str, Any], swept: dict[str, list[Any]]
     return {k: v for k, v in merged.items() if f"{section}.{k}" not in swept}
 
 
-def _resolve_table(top: _StudyFile, swept: dict[str, list[Any]], written: dict[str, str],
+def _resolve_table(top: StudyFile, swept: dict[str, list[Any]], written: dict[str, str],
                    fields: dict[str, tuple[str, ...]]) -> dict[str, Any]:
     settings = top.table
 

@@ -244,7 +244,7 @@ def _versions() -> dict[str, str | None]:
     return versions
 
 
-def _git() -> dict[str, Any] | None:
+def git_state() -> dict[str, Any] | None:
     """Commit (and whether the tree is dirty) of the git checkout holding the genlab sources."""
     import genlab
 
@@ -277,7 +277,7 @@ def write_provenance(run_dir: Path, study: "Study", records: dict[str, dict[str,
         "study": study.name,
         "source": study.source,
         "packages": _versions(),
-        "git": _git(),
+        "git": git_state(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": platform.machine(),
