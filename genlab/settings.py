@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "DEVICES",
@@ -20,6 +23,7 @@ __all__ = [
     "SCHEDULES",
     "SettingsError",
     "TrainSettings",
+    "torch_dtype",
 ]
 
 OPTIMIZERS = ("gd", "sgd", "adam", "sam", "asam", "entropy_sgd", "lars", "lamb")
@@ -200,3 +204,11 @@ class TrainSettings:
         """The steps at which a run that does not diverge is measured: 0, every interval, the last."""
         regular = tuple(range(0, self.steps + 1, self.measurement_interval))
         return regular if regular[-1] == self.steps else regular + (self.steps,)
+
+
+def torch_dtype(name: str) -> "torch.dtype":
+    """The torch dtype that a ``dtype`` setting names ("float32" or "float64"); torch is
+    imported here, on first use, so that validating settings never loads it."""
+    import torch
+
+    return {"float32": torch.float32, "float64": torch.float64}[name]

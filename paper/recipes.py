@@ -230,7 +230,7 @@ def diag_linear_bias(results: "Results") -> "Figure":
     interpolants' norms as horizontal references (the alpha -> 0 and alpha -> inf limits)."""
     import matplotlib.pyplot as plt
 
-    from genlab.theory.implicit_bias import hypentropy_solution, min_l1_solution, min_norm_solution
+    from genlab.linear import hypentropy_solution, min_l1_solution, min_norm_solution
 
     rows = results.rows
     alpha = _column(results, "model.w_std")

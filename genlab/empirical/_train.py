@@ -70,10 +70,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def torch_dtype(name: str) -> torch.dtype:
-    return {"float32": torch.float32, "float64": torch.float64}[name]
-
-
 def per_sample_loss(outputs: torch.Tensor, targets: torch.Tensor, loss: str) -> torch.Tensor:
     """The per-sample data loss of the module docstring, shape (batch,)."""
     if loss == "mse":

@@ -12,10 +12,9 @@ import numpy as np
 import torch
 
 from genlab.empirical import EmpiricalContext, resolve_device, train
-from genlab.empirical._train import torch_dtype
 from genlab.models import ArchSpec
 from genlab.quantities import Curve
-from genlab.settings import TrainSettings
+from genlab.settings import TrainSettings, torch_dtype
 from genlab.study._output import CellOutput, QuantityRow
 from genlab.study._registry import QUANTITIES
 from genlab.tasks import Task, make_task

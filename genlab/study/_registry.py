@@ -112,14 +112,14 @@ QUANTITIES: dict[str, QuantitySpec] = {
     "margin_cosine": QuantitySpec("implicit_bias", hook="margin_hook"),
     "normalized_margin": QuantitySpec("implicit_bias", hook="margin_hook"),
     "direction_test_error": QuantitySpec("implicit_bias"),
-    # implicit_bias topic: SGD's implicit regularizer on a network (Smith et al. 2021)
-    "batch_gradient_norm": QuantitySpec("implicit_bias", hook="batch_gradient_hook"),
-    "batch_gradient_norm_init": QuantitySpec("implicit_bias"),
-    "full_gradient_norm": QuantitySpec("implicit_bias", hook="batch_gradient_hook"),
-    "gradient_noise": QuantitySpec("implicit_bias", hook="batch_gradient_hook"),
-    "sgd_epoch_error_flow": QuantitySpec("implicit_bias"),
-    "sgd_epoch_error_modified": QuantitySpec("implicit_bias"),
-    "sgd_epoch_mc_error": QuantitySpec("implicit_bias"),
+    # implicit_regularization topic: SGD's implicit regularizer on a network (Smith et al. 2021)
+    "batch_gradient_norm": QuantitySpec("implicit_regularization", hook="batch_gradient_hook"),
+    "batch_gradient_norm_init": QuantitySpec("implicit_regularization"),
+    "full_gradient_norm": QuantitySpec("implicit_regularization", hook="batch_gradient_hook"),
+    "gradient_noise": QuantitySpec("implicit_regularization", hook="batch_gradient_hook"),
+    "sgd_epoch_error_flow": QuantitySpec("implicit_regularization"),
+    "sgd_epoch_error_modified": QuantitySpec("implicit_regularization"),
+    "sgd_epoch_mc_error": QuantitySpec("implicit_regularization"),
     # generalization topic (issue 5): learning curves, norm/flatness measures, nn vs kernel
     "learning_curve_mse": QuantitySpec("generalization"),
     "spectral_margin_bound": QuantitySpec("generalization"),

@@ -16,29 +16,17 @@ zero-loss solutions the optimizer reaches, predicted in closed form or by a conv
   (the same form gradient flow produces: ``u = alpha e^{-2 s}``, ``v = alpha e^{2 s}`` with
   ``s = X^T int r``), and ``nu`` minimises the strictly convex n-dimensional dual
       D(nu) = 2 alpha^2 sum_i cosh((X^T nu)_i) - <y, nu>,
-  whose gradient is ``X beta(nu) - y``. We minimise it by damped Newton (exact Hessian
-  ``X diag(2 alpha^2 cosh(X^T nu)) X^T``, Cholesky solves from scipy.linalg) until
-  ``||X beta - y|| <= tol * ||y||``. As alpha -> inf, Q_alpha ~ ||beta||^2 / (4 alpha^2): min-l2;
+  whose gradient is ``X beta(nu) - y``, minimised by damped Newton
+  (genlab.linear.hypentropy_solution). As alpha -> inf, Q_alpha ~ ||beta||^2 / (4 alpha^2): min-l2;
   as alpha -> 0, Q_alpha ~ log(1/alpha^2) ||beta||_1: min-l1 (approached slowly, ~1/log(1/alpha)).
 - Logistic loss on linearly separable data (Soudry, Hoffer, Nacson, Gunasekar & Srebro 2018,
   JMLR, Theorem 3): ``||w(t)|| -> inf`` and ``w(t)/||w(t)||`` converges to the hard-margin SVM
   direction ``w_svm = argmin ||w|| s.t. y_i <w, x_i> >= 1`` (no bias, as the model has none),
   at the slow rate ``O(1 / log t)``; the normalised margin ``min_i y_i <w, x_i> / ||w||``
-  converges to ``1 / ||w_svm||``. ``w_svm`` is solved from its dual QP
-  ``max_{a >= 0} sum a - 1/2 ||sum_i a_i y_i x_i||^2`` (L-BFGS-B), then polished exactly on the
-  support vectors. MSE on +-1 targets instead reaches the least-squares / min-norm solution of
-  the first bullet, whose direction is in general not the SVM's; the squared hinge has zero
-  loss at finite norm, so GD stops at a point that depends on the path (no prediction).
-
-- SGD (Smith, Dherin, Barrett & De 2021, ICLR, "On the origin of implicit regularization in
-  stochastic gradient descent"): over one epoch of m mini-batches (a fixed partition, visited in
-  a uniformly random order), the MEAN SGD iterate follows, to O(m^3 eta^3), gradient flow for
-  time m eta on the modified loss
-      L_SGD(w) = L(w) + (eta / (4 m)) sum_k ||grad L_k(w)||^2,
-  while gradient flow on L itself is off by O(m^2 eta^2). :func:`sgd_modified_flow` solves that
-  flow exactly for least squares (a linear ODE: matrix exponential of the augmented system),
-  to be compared with the mean over all m! orders of an epoch of SGD
-  (genlab.empirical.implicit_bias.sgd_epoch_mean).
+  converges to ``1 / ||w_svm||`` (genlab.linear.max_margin_direction solves its dual QP). MSE
+  on +-1 targets instead reaches the least-squares / min-norm solution of the first bullet,
+  whose direction is in general not the SVM's; the squared hinge has zero loss at finite norm,
+  so GD stops at a point that depends on the path (no prediction).
 
 Where the cell predictions hold (each quantity is None outside; the predicates
 :func:`min_norm_applies`, :func:`q_alpha_applies` and :func:`max_margin_applies` decide):
@@ -96,7 +84,9 @@ Where the cell predictions hold (each quantity is None outside; the predicates
   SAM / ASAM or Entropy-SGD (no such result). The MSE on +-1 targets is the closest-interpolant
   case.
 
-Closed forms are sympy expressions (``expression``, ``latex``), as in genlab.theory.landscape.
+The solvers and the statistics of a linear predictor are genlab.linear's; the closed forms are
+sympy expressions (``expression``, ``latex``), as in genlab.theory.landscape. SGD's modified loss
+on mini-batch least squares is genlab.theory.implicit_regularization's.
 """
 
 from __future__ import annotations
@@ -106,16 +96,24 @@ from typing import Any
 
 import numpy as np
 
+from genlab.linear import (
+    cosine,
+    diag_sharpness,
+    hypentropy_expressions,
+    hypentropy_solution,
+    interpolable,
+    l1_norm,
+    l2_norm,
+    margin_of,
+    max_margin_direction,
+    mean_squared_error,
+    min_norm_solution,
+    planted_support_recovery,
+    separable,
+    sign_error,
+)
 from genlab.quantities import Prediction
 from genlab.theory._context import TheoryContext
-
-#: Relative tolerance of the hypentropy dual solve: ||X beta - y|| <= DUAL_TOL * ||y||.
-DUAL_TOL = 1e-10
-
-#: ``X beta = y`` counts as feasible when the least-squares residual is below this fraction of
-#: ||y||: rounding of pinv is ~1e-15 relative for well-conditioned X, while label noise that
-#: rules out interpolation (n > d) leaves a residual of the noise's size.
-INTERPOLATION_TOL = 1e-8
 
 #: Schedules whose learning rate decays to 0 by the last step (genlab.empirical._train).
 DECAYING_SCHEDULES = ("cosine", "warmup_cosine")
@@ -129,34 +127,26 @@ DECAYING_SCHEDULES = ("cosine", "warmup_cosine")
 def _expressions() -> dict[str, Any]:
     import sympy as sp
 
-    z, b = sp.symbols("z beta", real=True)
-    alpha_pos = sp.Symbol("alpha", positive=True)
+    hypentropy = hypentropy_expressions()
     n, d = sp.symbols("n d", positive=True, integer=True)
     x = sp.MatrixSymbol("X", n, d)
     y = sp.MatrixSymbol("y", n, 1)
     theta0 = sp.MatrixSymbol("theta_0", d, 1)
-    q = 2 - sp.sqrt(4 + z**2) + z * sp.asinh(z / 2)
     return {
-        "symbols": {"z": z, "alpha": alpha_pos, "beta": b, "X": x, "y": y, "theta_0": theta0},
-        "hypentropy": q,
-        "q_alpha": alpha_pos**2 * q.subs(z, b / alpha_pos**2),
-        "q_alpha_gradient": sp.asinh(b / (2 * alpha_pos**2)),
-        "kkt_beta": 2 * alpha_pos**2 * sp.sinh(z),  # z = (X^T nu)_i
+        **hypentropy,
+        "symbols": {**hypentropy["symbols"], "X": x, "y": y, "theta_0": theta0},
         # full row rank X (n <= d): X^+ = X^T (X X^T)^{-1}
         "min_norm": theta0 + x.T * (x * x.T).inverse() * (y - x * theta0),
-        # L + (eta / 4) G with G = (1/m) sum_k ||grad L_k||^2, the mean batch-gradient norm
-        "sgd_modified_loss": sp.Symbol("L") + sp.Symbol("eta", positive=True) / 4 * sp.Symbol("G", nonnegative=True),
     }
 
 
-_NAMES = ("hypentropy", "q_alpha", "q_alpha_gradient", "kkt_beta", "min_norm", "sgd_modified_loss")
+_NAMES = ("hypentropy", "q_alpha", "q_alpha_gradient", "kkt_beta", "min_norm")
 
 
 def expression(name: str) -> Any:
     """The sympy expression ``name``: "hypentropy" (q(z)), "q_alpha" (one coordinate of
     Q_alpha in beta and alpha), "q_alpha_gradient" (dQ_alpha/dbeta_i), "kkt_beta" (beta_i as a
-    function of z = (X^T nu)_i), "min_norm" (theta_0 + X^T (X X^T)^{-1} (y - X theta_0)) or
-    "sgd_modified_loss" (L + eta G / 4, G the mean squared batch-gradient norm)."""
+    function of z = (X^T nu)_i) or "min_norm" (theta_0 + X^T (X X^T)^{-1} (y - X theta_0))."""
     if name not in _NAMES:
         raise ValueError(f"name must be one of {', '.join(map(repr, _NAMES))}; got {name!r}")
     return _expressions()[name]
@@ -167,243 +157,6 @@ def latex(name: str) -> str:
     import sympy as sp
 
     return sp.latex(expression(name))
-
-
-@functools.lru_cache(maxsize=1)
-def _q_alpha_numeric() -> Any:
-    import sympy as sp
-
-    symbols = _expressions()["symbols"]
-    return sp.lambdify((symbols["beta"], symbols["alpha"]), expression("q_alpha"), modules="numpy")
-
-
-# ---------------------------------------------------------------------------------------------
-# Solvers (plain arrays in, plain arrays out).
-
-
-def _check_xy(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
-    if x.ndim != 2 or x.shape[0] != y.shape[0]:
-        raise ValueError(f"x must have shape (n, d) and y n = {y.shape[0]} entries; got {x.shape}")
-    return x, y
-
-
-def _check_alpha(alpha: Any) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not np.isfinite(alpha) or alpha <= 0:
-        raise ValueError(f"alpha must be a finite float > 0; got {alpha!r}")
-    return float(alpha)
-
-
-def interpolable(x: Any, y: Any) -> bool:
-    """Whether ``X beta = y`` has a solution (least-squares residual <= INTERPOLATION_TOL ||y||)."""
-    x, y = _check_xy(x, y)
-    scale = max(float(np.linalg.norm(y)), 1e-300)
-    return bool(np.linalg.norm(x @ (np.linalg.pinv(x) @ y) - y) <= INTERPOLATION_TOL * scale)
-
-
-def separable(x: Any, y: Any) -> bool:
-    """Whether the +-1 labels ``y`` are linearly separable through the origin: some w has
-    y_i <w, x_i> >= 1 for all i (a feasibility LP, scipy.optimize.linprog / HiGHS). False for
-    labels other than +-1."""
-    from scipy.optimize import linprog
-
-    x, y = _check_xy(x, y)
-    if not np.all(np.abs(y) == 1):  # labels are stored exactly as +-1.0
-        return False
-    feasible = linprog(np.zeros(x.shape[1]), A_ub=-(x * y[:, None]), b_ub=-np.ones(len(y)), bounds=(None, None), method="highs")
-    return bool(feasible.status == 0)
-
-
-def min_norm_solution(x: Any, y: Any, theta0: Any = None) -> np.ndarray:
-    """``theta0 + X^+ (y - X theta0)``: where GD on the square loss of a linear model from
-    ``theta0`` (default 0) converges (np.linalg.pinv, so also for n >= d or rank-deficient X)."""
-    x, y = _check_xy(x, y)
-    t0 = np.zeros(x.shape[1]) if theta0 is None else np.asarray(theta0, dtype=np.float64).reshape(-1)
-    if t0.shape != (x.shape[1],):
-        raise ValueError(f"theta0 must have d = {x.shape[1]} entries; got {t0.shape}")
-    return t0 + np.linalg.pinv(x) @ (y - x @ t0)
-
-
-def q_alpha(beta: Any, alpha: float) -> float:
-    """The hypentropy potential Q_alpha(beta) = sum_i alpha^2 q(beta_i / alpha^2)."""
-    return float(np.sum(_q_alpha_numeric()(np.asarray(beta, dtype=np.float64), _check_alpha(alpha))))
-
-
-def hypentropy_solution(x: Any, y: Any, alpha: float, *, tol: float = DUAL_TOL, max_iter: int = 500) -> np.ndarray:
-    """argmin Q_alpha(beta) s.t. X beta = y, via the dual (see the module docstring).
-
-    Damped Newton on D(nu) (Cholesky solves with scipy.linalg, Armijo backtracking on D, or on
-    the residual once D is flat to rounding), from nu = 0, until ||X beta - y|| <= tol ||y||.
-    Raises ValueError if ``X beta = y`` is infeasible or the solve misses ``tol``.
-    """
-    from scipy.linalg import cho_factor, cho_solve
-
-    x, y = _check_xy(x, y)
-    a2 = 2.0 * _check_alpha(alpha) ** 2
-    scale = max(float(np.linalg.norm(y)), 1e-300)
-    if not interpolable(x, y):
-        raise ValueError("y must be interpolable (X beta = y feasible) for the hypentropy problem")
-
-    def dual(nu: np.ndarray) -> float:
-        with np.errstate(over="ignore", invalid="ignore"):
-            return float(a2 * np.sum(np.cosh(x.T @ nu)) - y @ nu)
-
-    nu = np.zeros(x.shape[0])
-    value = dual(nu)
-    for _ in range(max_iter):
-        z = x.T @ nu
-        residual = x @ (a2 * np.sinh(z)) - y  # the dual gradient
-        res_norm = float(np.linalg.norm(residual))
-        if res_norm <= tol * scale:
-            return a2 * np.sinh(z)
-        hessian = (x * (a2 * np.cosh(z))) @ x.T
-        step = -cho_solve(cho_factor(hessian + 1e-300 * np.eye(len(nu))), residual)
-        slope = float(residual @ step)
-        t = min(1.0, 10.0 / max(float(np.max(np.abs(x.T @ step))), 1e-300))  # cosh grows e-fold per unit
-        t_min, trial, trial_value = 1e-12 * t, nu, value
-        while t > t_min:
-            trial = nu + t * step
-            trial_value = dual(trial)
-            if np.isfinite(trial_value) and trial_value <= value + 1e-4 * t * slope:
-                break
-            if np.isfinite(trial_value) and abs(trial_value - value) <= 1e-13 * max(abs(value), 1.0):
-                trial_res = float(np.linalg.norm(x @ (a2 * np.sinh(x.T @ trial)) - y))
-                if trial_res < res_norm:
-                    break
-            t *= 0.5
-        nu, value = trial, trial_value
-    beta = a2 * np.sinh(x.T @ nu)
-    raise ValueError(f"hypentropy dual did not converge for alpha={alpha!r}: relative residual {np.linalg.norm(x @ beta - y) / scale:.2e}")
-
-
-def min_l1_solution(x: Any, y: Any) -> np.ndarray:
-    """argmin ||beta||_1 s.t. X beta = y, as the linear program over beta = p - m, p, m >= 0."""
-    from scipy.optimize import linprog
-
-    x, y = _check_xy(x, y)
-    d = x.shape[1]
-    result = linprog(np.ones(2 * d), A_eq=np.hstack([x, -x]), b_eq=y, bounds=(0, None), method="highs")
-    if result.status != 0:
-        raise ValueError(f"min-l1 linear program failed: {result.message}")
-    return result.x[:d] - result.x[d:]
-
-
-def max_margin_direction(x: Any, y: Any) -> np.ndarray:
-    """The hard-margin SVM through the origin: argmin ||w|| s.t. y_i <w, x_i> >= 1.
-
-    Raises ValueError if the data are not linearly separable through the origin.
-    """
-    from scipy.optimize import minimize
-
-    x, y = _check_xy(x, y)
-    if not np.all(np.abs(y) == 1):
-        raise ValueError("y must have values in {-1, +1} for the max-margin direction")
-    if not separable(x, y):
-        raise ValueError("the data are not linearly separable through the origin: no max-margin direction")
-    z = x * y[:, None]
-    gram = z @ z.T
-
-    def dual(a: np.ndarray) -> tuple[float, np.ndarray]:
-        g = gram @ a
-        return float(0.5 * a @ g - a.sum()), g - 1.0
-
-    n = len(y)
-    result = minimize(dual, np.zeros(n), jac=True, method="L-BFGS-B", bounds=[(0, None)] * n,
-                      options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 20000})
-    a = result.x
-    # Polish: on the support set S the margins are exactly 1: Z_S Z_S^T a_S = 1.
-    for threshold in (1e-8, 1e-6, 1e-4):
-        support = a > threshold * max(a.max(), 1e-300)
-        a_s = np.linalg.lstsq(gram[np.ix_(support, support)], np.ones(support.sum()), rcond=None)[0]
-        w = z[support].T @ a_s
-        if np.all(a_s > 0) and np.all(z @ w >= 1 - 1e-9):
-            return w
-    w = z.T @ a
-    if np.all(z @ w >= 1 - 1e-6):
-        return w
-    raise ValueError("max-margin dual did not converge")
-
-
-def diag_sharpness(x: Any, beta: Any, alpha: float) -> float:
-    """Largest eigenvalue of the Hessian of the MSE ``||X (u*u - v*v) - y||^2 / (2n)`` in
-    ``(u, v)`` at the interpolant ``beta`` that gradient flow reaches from ``u = v = alpha``.
-
-    The flow keeps ``u_i v_i = alpha^2`` (d(u_i v_i)/dt = 0), so there ``u_i^2 + v_i^2 =
-    sqrt(beta_i^2 + 4 alpha^4)``; at zero residual the Hessian is the Gauss-Newton ``J^T J / n``,
-    ``J = X [diag(2u), -diag(2v)]``, whose nonzero spectrum is that of
-    ``X diag(4 sqrt(beta^2 + 4 alpha^4)) X^T / n``.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    beta = np.asarray(beta, dtype=np.float64).reshape(-1)
-    weights = 4.0 * np.sqrt(beta**2 + 4.0 * _check_alpha(alpha) ** 4)
-    return float(np.linalg.eigvalsh((x * weights) @ x.T / x.shape[0])[-1])
-
-
-def margin_of(w: Any, x: Any, y: Any) -> float:
-    """min_i y_i <w, x_i> / ||w||_2 (negative when some point is misclassified)."""
-    x, y = _check_xy(x, y)
-    w = np.asarray(w, dtype=np.float64).reshape(-1)
-    norm = float(np.linalg.norm(w))
-    return float(np.min(y * (x @ w)) / norm) if norm > 0 else 0.0
-
-
-def cosine(a: Any, b: Any) -> float:
-    a, b = np.asarray(a, dtype=np.float64).reshape(-1), np.asarray(b, dtype=np.float64).reshape(-1)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
-def planted_beta(x_test: Any, y_test: Any) -> np.ndarray | None:
-    """The target's linear coefficients, recovered from the clean test set (the tasks' test
-    targets are noiseless): least squares, returned only if it fits to 1e-8 and n_test >= d."""
-    x, y = _check_xy(x_test, y_test)
-    if x.shape[0] < x.shape[1]:
-        return None
-    beta = np.linalg.lstsq(x, y, rcond=None)[0]
-    return beta if np.linalg.norm(x @ beta - y) <= 1e-8 * max(np.linalg.norm(y), 1e-300) else None
-
-
-def support_fraction(beta: Any, beta_star: Any) -> float:
-    """Fraction of supp(beta*) among the k = |supp(beta*)| largest |beta_i|."""
-    beta, beta_star = np.abs(np.asarray(beta).reshape(-1)), np.asarray(beta_star).reshape(-1)
-    support = np.flatnonzero(np.abs(beta_star) > 1e-9 * np.abs(beta_star).max())
-    top = np.argsort(-beta, kind="stable")[: len(support)]
-    return float(len(np.intersect1d(top, support)) / len(support))
-
-
-def batch_quadratics(x: Any, y: Any, batches: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Least squares per batch, L_k(w) = ||X_k w - y_k||^2 / (2 B_k): grad L_k = A_k w - c_k
-    with A_k = X_k^T X_k / B_k, c_k = X_k^T y_k / B_k; returns (A (m, d, d), c (m, d))."""
-    x, y = _check_xy(x, y)
-    index = [np.asarray(b, dtype=np.int64) for b in batches]
-    if not index or any(len(b) == 0 for b in index):
-        raise ValueError("batches must be a non-empty list of non-empty index arrays")
-    a = np.stack([x[b].T @ x[b] / len(b) for b in index])
-    c = np.stack([x[b].T @ y[b] / len(b) for b in index])
-    return a, c
-
-
-def sgd_modified_flow(x: Any, y: Any, batches: Any, w0: Any, lr: float, *, modified: bool = True) -> np.ndarray:
-    """Gradient flow for time ``m * lr`` (one epoch) from ``w0`` on L_SGD (``modified=True``) or
-    on L = mean_k L_k, for least squares split into the mini-batches ``batches``.
-
-    grad L_SGD = M w - v with M = A + (lr / 2m) sum_k A_k^2, v = c + (lr / 2m) sum_k A_k c_k
-    (A, c the batch means); the flow is exp(t [[-M, v], [0, 0]]) applied to (w0, 1).
-    """
-    from scipy.linalg import expm
-
-    a, c = batch_quadratics(x, y, batches)
-    m, d = c.shape
-    w0 = np.asarray(w0, dtype=np.float64).reshape(-1)
-    if w0.shape != (d,):
-        raise ValueError(f"w0 must have d = {d} entries; got {w0.shape}")
-    big_m, v = a.mean(0), c.mean(0)
-    if modified:
-        big_m = big_m + lr / (2 * m) * np.einsum("kij,kjl->il", a, a)
-        v = v + lr / (2 * m) * np.einsum("kij,kj->i", a, c)
-    generator = np.zeros((d + 1, d + 1))
-    generator[:d, :d], generator[:d, d] = -big_m, v
-    return (expm(m * lr * generator) @ np.append(w0, 1.0))[:d]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,7 +180,7 @@ def _initial_beta(ctx: TheoryContext) -> np.ndarray:
     def compute() -> np.ndarray:
         import torch
 
-        from genlab.empirical._train import torch_dtype
+        from genlab.settings import torch_dtype
 
         module = ctx.spec.to_torch(ctx.width, input_shape=tuple(ctx.x_train.shape[1:]), seed=ctx.settings.seed,
                                    dtype=torch_dtype(ctx.settings.dtype))
@@ -568,29 +321,27 @@ def solution_distance(ctx: TheoryContext) -> Prediction:
 def solution_l1(ctx: TheoryContext) -> Prediction:
     """||beta_pred||_1, under the assumptions of :func:`solution_distance`."""
     beta = _predicted_solution(ctx)
-    return Prediction("solution_l1", None if beta is None else float(np.abs(beta).sum()))
+    return Prediction("solution_l1", None if beta is None else l1_norm(beta))
 
 
 def solution_l2(ctx: TheoryContext) -> Prediction:
     """||beta_pred||_2, under the assumptions of :func:`solution_distance`."""
     beta = _predicted_solution(ctx)
-    return Prediction("solution_l2", None if beta is None else float(np.linalg.norm(beta)))
+    return Prediction("solution_l2", None if beta is None else l2_norm(beta))
 
 
 def support_recovery(ctx: TheoryContext) -> Prediction:
     """Fraction of the planted support among the largest |beta_pred,i|, under the assumptions
     of :func:`solution_distance`, when the clean test set determines beta*."""
-    beta, star = _predicted_solution(ctx), planted_beta(ctx.x_test, ctx.y_test)
-    return Prediction("support_recovery", None if beta is None or star is None else support_fraction(beta, star))
+    beta = _predicted_solution(ctx)
+    return Prediction("support_recovery", None if beta is None else planted_support_recovery(beta, ctx.x_test, ctx.y_test))
 
 
 def solution_test_mse(ctx: TheoryContext) -> Prediction:
     """Test MSE of the predicted linear predictor, mean of (f - y)^2, under the assumptions of
     :func:`solution_distance`."""
     beta = _predicted_solution(ctx)
-    if beta is None:
-        return Prediction("solution_test_mse", None)
-    return Prediction("solution_test_mse", float(np.mean((ctx.x_test @ beta - ctx.y_test[:, 0]) ** 2)))
+    return Prediction("solution_test_mse", None if beta is None else mean_squared_error(beta, ctx.x_test, ctx.y_test))
 
 
 def margin_cosine(ctx: TheoryContext) -> Prediction:
@@ -615,6 +366,4 @@ def direction_test_error(ctx: TheoryContext) -> Prediction:
     """Misclassification rate of sign(<beta_pred, x>) on the test set, under the assumptions of
     :func:`margin_cosine`."""
     direction = _predicted_direction(ctx)
-    if direction is None:
-        return Prediction("direction_test_error", None)
-    return Prediction("direction_test_error", float(np.mean(np.sign(ctx.x_test @ direction) != np.sign(ctx.y_test[:, 0]))))
+    return Prediction("direction_test_error", None if direction is None else sign_error(direction, ctx.x_test, ctx.y_test))

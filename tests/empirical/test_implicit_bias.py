@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from genlab import linear as lin
 from genlab.empirical import EmpiricalContext, per_sample_loss, train
-from genlab.settings import TrainSettings
 from genlab.empirical import implicit_bias as emp
+from genlab.empirical import implicit_regularization as er
 from genlab.models import ArchSpec
+from genlab.settings import TrainSettings
 from genlab.tasks import make_task
-from genlab.theory import implicit_bias as ib
+from genlab.theory import implicit_regularization as ir
 
 LINEAR = ArchSpec(kind="fc", depth=0, activation="identity")
 
@@ -53,10 +55,10 @@ def test_diagonal_net_reaches_the_q_alpha_solution(alpha: float, lr: float, step
     task = make_task("sparse_linear_regression", seed=2, n_train=15, n_test=100, d=40, k=3)
     module = ArchSpec(kind="diag_linear", w_std=alpha).to_torch(1, input_shape=(40,), seed=0, dtype=torch.float64)
     ctx = _context(module, task, TrainSettings(lr=lr, steps=steps))
-    prediction = ib.hypentropy_solution(task.x_train, task.y_train, alpha)
+    prediction = lin.hypentropy_solution(task.x_train, task.y_train, alpha)
     beta = emp.linear_beta(ctx.module, task.x_train)
     assert np.linalg.norm(beta - prediction) / np.linalg.norm(prediction) < tol
-    others = [ib.hypentropy_solution(task.x_train, task.y_train, a) for a in (0.05, 0.3, 1.0) if a != alpha]
+    others = [lin.hypentropy_solution(task.x_train, task.y_train, a) for a in (0.05, 0.3, 1.0) if a != alpha]
     assert all(np.linalg.norm(o - prediction) / np.linalg.norm(prediction) > 3 * tol for o in others)
     assert emp.solution_distance(ctx).value == pytest.approx(np.linalg.norm(beta - prediction) / np.linalg.norm(prediction))
 
@@ -72,7 +74,7 @@ def test_logistic_direction_converges_to_max_margin() -> None:
     settings = TrainSettings(lr=10.0, steps=2000, loss="logistic", measure_every=100)
     ctx = _context(module, task, settings, hooks=[emp.margin_hook])
     cos, margin = emp.margin_cosine(ctx), emp.normalized_margin(ctx)
-    svm_margin = 1 / np.linalg.norm(ib.max_margin_direction(task.x_train, task.y_train))
+    svm_margin = 1 / np.linalg.norm(lin.max_margin_direction(task.x_train, task.y_train))
     curve = np.asarray(cos.curve.y)
     assert cos.curve.x_label == "log10_step" and np.allclose(10 ** np.asarray(cos.curve.x), np.arange(100, 2001, 100))
     assert cos.value > 0.99
@@ -110,9 +112,9 @@ def test_mean_sgd_epoch_follows_the_modified_flow() -> None:
     lrs = np.array([0.05, 0.025, 0.0125])
     errors = {True: [], False: []}
     for lr in lrs:
-        mean = emp.sgd_epoch_mean(x, y, batches, w0, lr)
+        mean = er.sgd_epoch_mean(x, y, batches, w0, lr)
         for modified in (True, False):
-            errors[modified].append(np.linalg.norm(mean - ib.sgd_modified_flow(x, y, batches, w0, lr, modified=modified)))
+            errors[modified].append(np.linalg.norm(mean - ir.sgd_modified_flow(x, y, batches, w0, lr, modified=modified)))
     slope = {k: np.polyfit(np.log(lrs), np.log(v), 1)[0] for k, v in errors.items()}
     assert 2.7 < slope[True] < 3.3 and 1.7 < slope[False] < 2.3, slope
     assert all(a < 0.2 * b for a, b in zip(errors[True], errors[False]))

@@ -14,9 +14,9 @@ import torch
 from scipy.integrate import solve_ivp
 from torch import nn
 
-from genlab.empirical import implicit_bias as eb
+from genlab.empirical import implicit_regularization as eb
 from genlab.models import ArchSpec
-from genlab.theory.implicit_bias import sgd_modified_flow
+from genlab.theory.implicit_regularization import sgd_modified_flow
 
 #: The same float64 gradients summed in another order (module.backward here, functional_call
 #: and autograd.grad in genlab): rounding only.
@@ -109,7 +109,7 @@ def test_gradient_statistics_give_the_expected_batch_norm(rng: np.random.Generat
 @pytest.mark.parametrize("modified", [False, True])
 def test_flows_match_the_least_squares_closed_form(rng: np.random.Generator, modified: bool) -> None:
     # A bias-free linear layer on MSE is least squares with L_k = ||X_k w - y_k||^2 / (2 B_k): the
-    # theory's matrix-exponential flow (genlab.theory.implicit_bias.sgd_modified_flow) is exact.
+    # theory's matrix-exponential flow (genlab.theory.implicit_regularization.sgd_modified_flow) is exact.
     # RK4 with h = lr / 16: global error ~ (h ||A||)^4 ~ 1e-9 relative here; tolerance 1e-8.
     x, y = rng.standard_normal((12, 5)), rng.standard_normal((12, 1))
     lin = nn.Linear(5, 1, bias=False).double()

@@ -14,13 +14,15 @@ import pytest
 import sympy as sp
 import torch
 
-from genlab.empirical import train
-from genlab.settings import TrainSettings
+from genlab import linear as lin
 from genlab.empirical import implicit_bias as emp
+from genlab.empirical import train
 from genlab.models import ArchSpec
+from genlab.settings import TrainSettings
 from genlab.tasks import Task, make_task
 from genlab.theory import TheoryContext
 from genlab.theory import implicit_bias as ib
+from genlab.theory import implicit_regularization as ir
 
 
 @pytest.fixture
@@ -36,12 +38,12 @@ def test_min_norm_matches_pinv_and_lstsq(rng: np.random.Generator) -> None:
     # Both are exact linear algebra: agreement to rounding (1e-10 relative).
     x, y = rng.standard_normal((10, 30)), rng.standard_normal(10)
     theta0 = rng.standard_normal(30)
-    beta = ib.min_norm_solution(x, y, theta0)
+    beta = lin.min_norm_solution(x, y, theta0)
     np.testing.assert_allclose(beta, theta0 + np.linalg.pinv(x) @ (y - x @ theta0), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(x @ beta, y, atol=1e-10)
     # n > d: the least-squares solution, whatever theta0
     x2, y2 = rng.standard_normal((40, 5)), rng.standard_normal(40)
-    np.testing.assert_allclose(ib.min_norm_solution(x2, y2, rng.standard_normal(5)), np.linalg.lstsq(x2, y2, rcond=None)[0], atol=1e-10)
+    np.testing.assert_allclose(lin.min_norm_solution(x2, y2, rng.standard_normal(5)), np.linalg.lstsq(x2, y2, rcond=None)[0], atol=1e-10)
 
 
 def test_min_norm_expression_is_the_pinv_formula(rng: np.random.Generator) -> None:
@@ -49,7 +51,7 @@ def test_min_norm_expression_is_the_pinv_formula(rng: np.random.Generator) -> No
     s = ib._expressions()["symbols"]
     expr = ib.expression("min_norm").subs({s["X"]: sp.Matrix(x), s["y"]: sp.Matrix(y), s["theta_0"]: sp.Matrix(t0)})
     value = np.array(sp.Matrix(expr.doit()).evalf(), dtype=float)
-    np.testing.assert_allclose(value[:, 0], ib.min_norm_solution(x, y, t0), rtol=1e-9)  # float64 vs sympy evalf
+    np.testing.assert_allclose(value[:, 0], lin.min_norm_solution(x, y, t0), rtol=1e-9)  # float64 vs sympy evalf
     assert r"\theta_{0}" in ib.latex("min_norm")
 
 
@@ -75,7 +77,7 @@ def test_hypentropy_tends_to_min_l2_for_large_alpha(sparse_problem) -> None:
     # differs from pinv by ~1e-8 relative at most; measured 1.5e-11. Tolerance 1e-7.
     x, y = sparse_problem
     l2 = np.linalg.pinv(x) @ y
-    beta = ib.hypentropy_solution(x, y, 100.0)
+    beta = lin.hypentropy_solution(x, y, 100.0)
     assert np.linalg.norm(beta - l2) / np.linalg.norm(l2) < 1e-7
 
 
@@ -85,8 +87,8 @@ def test_hypentropy_tends_to_min_l1_for_small_alpha(sparse_problem) -> None:
     # slow: measured relative l1 gaps 2.4e-2, 6.1e-3, 7.7e-4, 4.2e-4 at alpha = 1e-1 ... 1e-12
     # (1e-2, 1e-5, 1e-8, 1e-12); we ask a monotone fall and < 1e-3 at alpha = 1e-12.
     x, y = sparse_problem
-    l1_norm = np.abs(ib.min_l1_solution(x, y)).sum()
-    gaps = [np.abs(ib.hypentropy_solution(x, y, a)).sum() / l1_norm - 1 for a in (1e-2, 1e-5, 1e-8, 1e-12)]
+    l1_norm = np.abs(lin.min_l1_solution(x, y)).sum()
+    gaps = [np.abs(lin.hypentropy_solution(x, y, a)).sum() / l1_norm - 1 for a in (1e-2, 1e-5, 1e-8, 1e-12)]
     assert all(0 <= b < a for a, b in zip(gaps, gaps[1:]))
     assert gaps[-1] < 1e-3
     assert l1_norm <= np.abs(np.linalg.pinv(x) @ y).sum()
@@ -100,9 +102,9 @@ def test_hypentropy_reaches_the_unique_min_l1_point() -> None:
     x = rng.standard_normal((20, 60))
     star = np.zeros(60)
     star[:3] = 1 / np.sqrt(3)
-    l1 = ib.min_l1_solution(x, x @ star)
+    l1 = lin.min_l1_solution(x, x @ star)
     assert np.linalg.norm(l1 - star) < 1e-8
-    distances = [np.linalg.norm(ib.hypentropy_solution(x, x @ star, a) - l1) / np.linalg.norm(l1) for a in (1e-3, 1e-5, 1e-8)]
+    distances = [np.linalg.norm(lin.hypentropy_solution(x, x @ star, a) - l1) / np.linalg.norm(l1) for a in (1e-3, 1e-5, 1e-8)]
     assert distances[0] > distances[1] > distances[2] and distances[2] < 1e-5
 
 
@@ -111,7 +113,7 @@ def test_hypentropy_solution_is_optimal(sparse_problem, alpha: float) -> None:
     from scipy.optimize import minimize
 
     x, y = sparse_problem
-    beta = ib.hypentropy_solution(x, y, alpha)
+    beta = lin.hypentropy_solution(x, y, alpha)
     np.testing.assert_allclose(x @ beta, y, atol=1e-9)  # feasibility: the dual tolerance 1e-10 ||y||
     # KKT: dQ/dbeta = arcsinh(beta / (2 alpha^2)) lies in the row space of X (to 1e-8 relative)
     grad = np.arcsinh(beta / (2 * alpha**2))
@@ -120,20 +122,20 @@ def test_hypentropy_solution_is_optimal(sparse_problem, alpha: float) -> None:
     # A second, generic solver (SLSQP on Q_alpha with the equality constraints, from pinv) reaches
     # a potential no lower, and the same point to its own accuracy (~1e-4 relative).
     start = np.linalg.pinv(x) @ y
-    generic = minimize(lambda b: ib.q_alpha(b, alpha), start, method="SLSQP",
+    generic = minimize(lambda b: lin.q_alpha(b, alpha), start, method="SLSQP",
                        jac=lambda b: np.arcsinh(b / (2 * alpha**2)),
                        constraints=[{"type": "eq", "fun": lambda b: x @ b - y, "jac": lambda b: x}],
                        options={"ftol": 1e-14, "maxiter": 1000})
-    assert ib.q_alpha(beta, alpha) <= ib.q_alpha(generic.x, alpha) + 1e-9
+    assert lin.q_alpha(beta, alpha) <= lin.q_alpha(generic.x, alpha) + 1e-9
     assert np.linalg.norm(generic.x - beta) / np.linalg.norm(beta) < 1e-3
 
 
 def test_hypentropy_rejects_bad_input(rng: np.random.Generator) -> None:
     x = rng.standard_normal((30, 5))
     with pytest.raises(ValueError, match="interpolable"):
-        ib.hypentropy_solution(x, rng.standard_normal(30), 1.0)
+        lin.hypentropy_solution(x, rng.standard_normal(30), 1.0)
     with pytest.raises(ValueError, match="alpha must be a finite float > 0"):
-        ib.hypentropy_solution(x[:3], np.ones(3), 0.0)
+        lin.hypentropy_solution(x[:3], np.ones(3), 0.0)
 
 
 def test_max_margin_matches_svc(rng: np.random.Generator) -> None:
@@ -141,7 +143,7 @@ def test_max_margin_matches_svc(rng: np.random.Generator) -> None:
 
     x = rng.standard_normal((60, 6))
     y = np.sign(x @ rng.standard_normal(6))
-    w = ib.max_margin_direction(x, y)
+    w = lin.max_margin_direction(x, y)
     margins = y * (x @ w)
     assert margins.min() > 1 - 1e-9 and np.sum(np.abs(margins - 1) < 1e-7) >= 1
     # SVC fits an intercept; on the data reflected through the origin the optimal intercept is 0
@@ -149,16 +151,16 @@ def test_max_margin_matches_svc(rng: np.random.Generator) -> None:
     # violation) limits the agreement to ~1e-6 relative; measured 1e-6 on a similar problem.
     svc = SVC(kernel="linear", C=1e10, tol=1e-10).fit(np.vstack([x, -x]), np.concatenate([y, -y]))
     assert abs(svc.intercept_[0]) < 1e-6
-    assert ib.cosine(w, svc.coef_[0]) > 1 - 1e-9
+    assert lin.cosine(w, svc.coef_[0]) > 1 - 1e-9
     assert abs(np.linalg.norm(w) / np.linalg.norm(svc.coef_[0]) - 1) < 1e-4
-    assert ib.margin_of(w, x, y) == pytest.approx(1 / np.linalg.norm(w), rel=1e-9)
+    assert lin.margin_of(w, x, y) == pytest.approx(1 / np.linalg.norm(w), rel=1e-9)
 
 
 def test_max_margin_rejects_non_separable(rng: np.random.Generator) -> None:
     x = rng.standard_normal((40, 3))
     y = np.where(rng.random(40) < 0.5, -1.0, 1.0)
     with pytest.raises(ValueError, match="not linearly separable"):
-        ib.max_margin_direction(x, y)
+        lin.max_margin_direction(x, y)
 
 
 def test_support_fraction_and_planted_beta(rng: np.random.Generator) -> None:
@@ -166,11 +168,11 @@ def test_support_fraction_and_planted_beta(rng: np.random.Generator) -> None:
     star[[1, 4]] = [1.0, -2.0]
     # hits / |support| = 2/2 and 1/2: exact in float64 by construction; the 1e-12 tolerance only
     # avoids == on a computed float.
-    assert ib.support_fraction(np.array([0, 0.7, 0, 0, -3, 0.6, 0, 0, 0, 0]), star) == pytest.approx(1.0, abs=1e-12)
-    assert ib.support_fraction(np.array([0, 0.5, 0, 0, 0, 0.6, 0, 0, 0, 0]), star) == pytest.approx(0.5, abs=1e-12)
+    assert lin.support_fraction(np.array([0, 0.7, 0, 0, -3, 0.6, 0, 0, 0, 0]), star) == pytest.approx(1.0, abs=1e-12)
+    assert lin.support_fraction(np.array([0, 0.5, 0, 0, 0, 0.6, 0, 0, 0, 0]), star) == pytest.approx(0.5, abs=1e-12)
     x = rng.standard_normal((50, 10))
-    np.testing.assert_allclose(ib.planted_beta(x, x @ star), star, atol=1e-10)
-    assert ib.planted_beta(x[:5], x[:5] @ star) is None
+    np.testing.assert_allclose(lin.planted_beta(x, x @ star), star, atol=1e-10)
+    assert lin.planted_beta(x[:5], x[:5] @ star) is None
 
 
 def test_sgd_modified_flow_matches_numerical_integration(rng: np.random.Generator) -> None:
@@ -191,8 +193,8 @@ def test_sgd_modified_flow_matches_numerical_integration(rng: np.random.Generato
         return grad
 
     ode = solve_ivp(lambda t, w: -modified_gradient(w), (0, 3 * lr), w0, method="DOP853", rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(ib.sgd_modified_flow(x, y, batches, w0, lr), ode.y[:, -1], rtol=1e-9)
-    assert ib.latex("sgd_modified_loss") == r"\frac{G \eta}{4} + L"
+    np.testing.assert_allclose(ir.sgd_modified_flow(x, y, batches, w0, lr), ode.y[:, -1], rtol=1e-9)
+    assert ir.latex("sgd_modified_loss") == r"\frac{G \eta}{4} + L"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,7 +277,7 @@ def test_min_norm_mini_batches_need_an_interpolant_or_a_decaying_step() -> None:
     # n > d with label noise: the mini-batch gradients do not vanish at the least-squares
     # solution, so constant-step SGD does not settle there; full-batch GD does, and so does SGD
     # whose step decays to 0.
-    assert not ib.interpolable(_noisy().x_train, _noisy().y_train)
+    assert not lin.interpolable(_noisy().x_train, _noisy().y_train)
     _assert_side(_context(LINEAR, _noisy(), optimizer="gd"), SOLUTION, True)
     _assert_side(_context(LINEAR, _noisy(), optimizer="sgd", batch_size=8), SOLUTION, False)
     _assert_side(_context(LINEAR, _noisy(), optimizer="sgd", batch_size=8, schedule="cosine"), SOLUTION, True)
@@ -327,7 +329,7 @@ def test_diag_sharpness_matches_the_autograd_hessian() -> None:
     # (the dual tolerance), so the Hessian is Gauss-Newton to ~1e-10 relative; tolerance 1e-8.
     x, y = _diag_task().x_train, _diag_task().y_train[:, 0]
     alpha = 0.3
-    beta = ib.hypentropy_solution(x, y, alpha)
+    beta = lin.hypentropy_solution(x, y, alpha)
     root = np.sqrt(beta**2 + 4 * alpha**4)
     point = torch.as_tensor(np.concatenate([np.sqrt((root + beta) / 2), np.sqrt((root - beta) / 2)]))
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
@@ -337,7 +339,7 @@ def test_diag_sharpness_matches_the_autograd_hessian() -> None:
         return 0.5 * ((xt @ (u * u - v * v) - yt) ** 2).mean()
 
     hessian = torch.autograd.functional.hessian(loss, point).numpy()
-    assert ib.diag_sharpness(x, beta, alpha) == pytest.approx(np.linalg.eigvalsh(hessian)[-1], rel=1e-8)
+    assert lin.diag_sharpness(x, beta, alpha) == pytest.approx(np.linalg.eigvalsh(hessian)[-1], rel=1e-8)
 
 
 @pytest.mark.parametrize(("factor", "predicted"), [(0.5, True), (1.5, False)])
@@ -348,8 +350,8 @@ def test_q_alpha_step_boundary_is_stability_at_the_predicted_point(factor: float
     # 0.030 at factor 0.5 (the O(lr) shift of Even et al. 2023, not modelled) and 0.43 at 1.5.
     # Thresholds 0.1 / 0.2 (3x and 2x margins).
     task = _diag_task()
-    beta = ib.hypentropy_solution(task.x_train, task.y_train, 0.3)
-    lr = factor * 2 / ib.diag_sharpness(task.x_train, beta, 0.3)
+    beta = lin.hypentropy_solution(task.x_train, task.y_train, 0.3)
+    lr = factor * 2 / lin.diag_sharpness(task.x_train, beta, 0.3)
     ctx = _context(DIAG, task, lr=lr, steps=2000)
     _assert_side(ctx, SOLUTION, predicted)
     module = DIAG.to_torch(1, input_shape=(40,), seed=0, dtype=torch.float64)
@@ -412,7 +414,7 @@ def test_max_margin_needs_separable_data() -> None:
     x[1] = -x[0]
     y = task.y_train.copy()
     y[1] = y[0]
-    assert not ib.separable(x, y)
+    assert not lin.separable(x, y)
     _assert_side(_context(LINEAR, task, loss="logistic"), DIRECTION, True)
     _assert_side(_context(LINEAR, task, loss="logistic", x_train=x, y_train=y), DIRECTION, False)
 
@@ -484,7 +486,7 @@ def test_normalized_methods_settle_only_with_a_decaying_step(optimizer: str) -> 
         ctx = _context(LINEAR, task, optimizer=optimizer, lr=5.0, steps=3000, schedule=schedule, seed=3, **extra)
         assert ib.min_norm_applies(ctx) is (schedule == "cosine")
         module = LINEAR.to_torch(1, input_shape=(50,), seed=3, dtype=torch.float64)
-        reference = ib.min_norm_solution(task.x_train, task.y_train, emp.effective_beta(module, 50))
+        reference = lin.min_norm_solution(task.x_train, task.y_train, emp.effective_beta(module, 50))
         train(module, task.x_train, task.y_train, ctx.settings)
         distances[schedule] = np.linalg.norm(emp.linear_beta(module, task.x_train) - reference) / np.linalg.norm(reference)
     assert distances["constant"] > 1e-4 and distances["cosine"] < 1e-5, distances
