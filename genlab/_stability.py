@@ -29,11 +29,7 @@ same appendix); genlab's GD and SGD do not use it.
 
 from __future__ import annotations
 
-import math
-
-
-def _real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+from genlab._checks import real
 
 
 def eos_threshold(lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> float:
@@ -41,10 +37,7 @@ def eos_threshold(lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -
     the decay term) at which heavy-ball GD with ``lr``, ``momentum`` and ``weight_decay`` is still
     stable on a quadratic (see the module docstring). Non-positive when the weight decay alone
     makes every non-negative sharpness unstable."""
-    if not _real(lr) or lr <= 0:
-        raise ValueError(f"lr must be a finite float > 0; got {lr!r}")
-    if not _real(momentum) or not 0 <= momentum < 1:
-        raise ValueError(f"momentum must be a float in [0, 1); got {momentum!r}")
-    if not _real(weight_decay) or weight_decay < 0:
-        raise ValueError(f"weight_decay must be a finite float >= 0; got {weight_decay!r}")
+    lr = real(lr, "lr", low=0.0, low_open=True)
+    momentum = real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+    weight_decay = real(weight_decay, "weight_decay", low=0.0)
     return 2.0 * (1.0 + momentum) / lr - weight_decay

@@ -29,6 +29,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from genlab._arrays import as_numpy, check_finite
+from genlab._checks import is_real, real
 from genlab.kernels._spectra import kernel_eigendecomposition
 
 __all__ = ["LearningCurvePoint", "learning_curve", "spectral_inputs"]
@@ -56,12 +57,9 @@ class LearningCurvePoint:
 
 
 def _check_nonneg(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+    if not is_real(value):
         raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
-    return value
+    return real(float(value), name, low=0.0, expected="a finite number >= 0")
 
 
 def solve_kappa(eigenvalues: np.ndarray, n: int, ridge: float) -> float:

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import contextlib
 
-import numbers
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from genlab._arrays import as_numpy, check_finite, check_ndim
+from genlab._checks import is_real, real
 from genlab.kernels._spectra import _as_kernel, _as_targets
 
 __all__ = [
@@ -243,12 +243,9 @@ class _Problem:
 def _as_float(value: Any, name: str, *, positive: bool) -> float:
     """A finite real scalar, > 0 (``positive``) or >= 0; errors name ``name``."""
     expected = "a positive float" if positive else "a non-negative float"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_real(value):
         raise TypeError(f"{name} must be {expected}; got {type(value).__name__}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be {expected}; got {value!r}")
-    return value
+    return real(float(value), name, low=0.0, low_open=positive, expected=expected)
 
 
 def _as_test_kernel(k_test_train: Any, n: int) -> np.ndarray:

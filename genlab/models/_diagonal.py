@@ -10,10 +10,10 @@ hypentropy problem of genlab.theory.implicit_bias in between.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
+
+from genlab._checks import integer, real
 
 
 class DiagonalLinear(nn.Module):
@@ -21,11 +21,8 @@ class DiagonalLinear(nn.Module):
 
     def __init__(self, d: int, *, init_scale: float, dtype: torch.dtype | None = None) -> None:
         super().__init__()
-        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-            raise ValueError(f"d must be a positive int; got {d!r}")
-        if isinstance(init_scale, bool) or not isinstance(init_scale, (int, float)) or not math.isfinite(init_scale) or init_scale <= 0:
-            raise ValueError(f"init_scale must be a finite float > 0; got {init_scale!r}")
-        self.init_scale = float(init_scale)
+        d = integer(d, "d", minimum=1, expected="a positive int")
+        self.init_scale = real(init_scale, "init_scale", low=0.0, low_open=True)
         self.input_shape = (d,)
         self.u = nn.Parameter(torch.full((d,), self.init_scale, dtype=dtype))
         self.v = nn.Parameter(torch.full((d,), self.init_scale, dtype=dtype))

@@ -11,10 +11,11 @@ regime, small alpha the rich (feature-learning) regime.
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import nn
+
+from genlab._checks import real
 
 
 class OutputScaled(nn.Module):
@@ -27,9 +28,7 @@ class OutputScaled(nn.Module):
 
     def __init__(self, module: nn.Module, alpha: float) -> None:
         super().__init__()
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
-            raise ValueError(f"alpha must be a finite float > 0; got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = real(alpha, "alpha", low=0.0, low_open=True)
         self.module = module
         self.initial = copy.deepcopy(module).requires_grad_(False)
 

@@ -31,9 +31,10 @@ convolution. A readout layer maps to ``out_dim`` outputs after ``pooling`` ("fla
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
+
+from genlab._checks import InvalidArgument, choice, integer, is_integer, real
 
 if TYPE_CHECKING:  # heavy imports only for type checkers
     import torch
@@ -52,23 +53,13 @@ POOLINGS = ("flatten", "global_avg")
 DEFAULT_STAX_WIDTH = 512
 
 
-class SpecError(ValueError):
-    """An ArchSpec field or realisation argument has an invalid value; the message names it."""
+class SpecError(InvalidArgument):
+    """An ArchSpec field (owner "ArchSpec") or realisation argument has an invalid value."""
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def check_positive_int(value: Any, name: str) -> int:
-    """Return ``value`` if it is an int >= 1, else raise SpecError naming ``name``."""
-    if not _is_int(value) or value < 1:
-        raise SpecError(f"{name} must be a positive int; got {value!r}")
-    return value
+def check_positive_int(value: Any, key: str, *, owner: str | None = None) -> int:
+    """``value`` as an int >= 1, else a SpecError naming ``owner.key``."""
+    return integer(value, key, owner=owner, minimum=1, expected="a positive int", error=SpecError)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,36 +90,37 @@ class ArchSpec:
     pooling: str = "flatten"
 
     def __post_init__(self) -> None:
-        def choice(name: str, options: tuple[str, ...], aliases: dict[str, str] | None = None) -> None:
+        def set_choice(name: str, options: tuple[str, ...], aliases: dict[str, str] | None = None) -> None:
             value = getattr(self, name)
             if isinstance(value, str) and aliases and value in aliases:
                 object.__setattr__(self, name, aliases[value])
                 return
-            if value not in options:
-                listed = ", ".join(repr(o) for o in options + tuple(aliases or ()))
-                raise SpecError(f"ArchSpec.{name} must be one of {listed}; got {value!r}")
+            choice(value, name, options + tuple(aliases or ()), owner="ArchSpec", error=SpecError)
 
         if self.kind not in TORCH_ONLY_KINDS:
-            choice("kind", KINDS)
-        choice("activation", ACTIVATIONS, ACTIVATION_ALIASES)
-        choice("parametrization", PARAMETRIZATIONS)
-        choice("padding", PADDINGS)
-        choice("pooling", POOLINGS)
+            set_choice("kind", KINDS)
+        set_choice("activation", ACTIVATIONS, ACTIVATION_ALIASES)
+        set_choice("parametrization", PARAMETRIZATIONS)
+        set_choice("padding", PADDINGS)
+        set_choice("pooling", POOLINGS)
         min_depth = 0 if self.kind == "fc" else 1
         if self.kind == "diag_linear" and (self.depth != 2 or self.out_dim != 1):
-            raise SpecError(f"ArchSpec kind 'diag_linear' needs depth = 2 and out_dim = 1; got depth={self.depth!r}, out_dim={self.out_dim!r}")
-        if not _is_int(self.depth) or self.depth < min_depth:
-            raise SpecError(f"ArchSpec.depth must be an int >= {min_depth} for kind {self.kind!r}; got {self.depth!r}")
-        if not _is_real(self.w_std) or self.w_std <= 0:
-            raise SpecError(f"ArchSpec.w_std must be a finite float > 0; got {self.w_std!r}")
-        if self.b_std is not None and (not _is_real(self.b_std) or self.b_std < 0):
-            raise SpecError(f"ArchSpec.b_std must be None or a finite float >= 0; got {self.b_std!r}")
-        check_positive_int(self.out_dim, "ArchSpec.out_dim")
-        check_positive_int(self.filter_size, "ArchSpec.filter_size")
-        check_positive_int(self.stride, "ArchSpec.stride")
-        object.__setattr__(self, "w_std", float(self.w_std))
+            raise SpecError(f"ArchSpec kind 'diag_linear' needs depth = 2 and out_dim = 1; got depth={self.depth!r}, out_dim={self.out_dim!r}",
+                            owner="ArchSpec")
+        depth = integer(self.depth, "depth", owner="ArchSpec", minimum=min_depth,
+                        expected=f"an int >= {min_depth} for kind {self.kind!r}", error=SpecError)
+        w_std = real(self.w_std, "w_std", owner="ArchSpec", low=0.0, low_open=True, error=SpecError)
         if self.b_std is not None:
-            object.__setattr__(self, "b_std", float(self.b_std))
+            b_std = real(self.b_std, "b_std", owner="ArchSpec", low=0.0, expected="None or a finite float >= 0", error=SpecError)
+            object.__setattr__(self, "b_std", b_std)
+        for name, value in (
+            ("depth", depth),
+            ("w_std", w_std),
+            ("out_dim", check_positive_int(self.out_dim, "out_dim", owner="ArchSpec")),
+            ("filter_size", check_positive_int(self.filter_size, "filter_size", owner="ArchSpec")),
+            ("stride", check_positive_int(self.stride, "stride", owner="ArchSpec")),
+        ):
+            object.__setattr__(self, name, value)
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -150,9 +142,9 @@ class ArchSpec:
         try:
             shape = tuple(input_shape)
         except TypeError:
-            raise SpecError(f"{name} must be a tuple {expected} for kind {self.kind!r}; got {input_shape!r}") from None
-        if len(shape) != self.spatial_dims + 1 or not all(_is_int(s) and s >= 1 for s in shape):
-            raise SpecError(f"{name} must be a tuple {expected} of positive ints for kind {self.kind!r}; got {input_shape!r}")
+            raise SpecError(f"must be a tuple {expected} for kind {self.kind!r}; got {input_shape!r}", key=name) from None
+        if len(shape) != self.spatial_dims + 1 or not all(is_integer(s) and s >= 1 for s in shape):
+            raise SpecError(f"must be a tuple {expected} of positive ints for kind {self.kind!r}; got {input_shape!r}", key=name)
         spatial = shape[:-1]
         for _ in range(self.depth if self.kind in ("conv1d", "conv2d") else 0):
             spatial = tuple(conv_output_size(s, self.filter_size, self.stride, self.padding) for s in spatial)
@@ -203,8 +195,7 @@ class ArchSpec:
         """
         from genlab.models._torch import SpecNetwork
 
-        if not _is_int(seed):
-            raise SpecError(f"seed must be an int; got {seed!r}")
+        integer(seed, "seed", error=SpecError)
         if self.kind == "diag_linear":
             from genlab.models._diagonal import DiagonalLinear
 

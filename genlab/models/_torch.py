@@ -162,7 +162,7 @@ class SpecNetwork(nn.Module):
     ) -> None:
         super().__init__()
         if spec.parametrization == "mup" and spec.depth == 0:
-            raise SpecError("ArchSpec.depth must be >= 1 for parametrization 'mup' (a linear model has no width to scale)")
+            raise SpecError("must be >= 1 for parametrization 'mup' (a linear model has no width to scale)", key="depth", owner="ArchSpec")
         self.spec = spec
         self.width = width
         self.input_shape = input_shape

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from genlab._checks import choice, real
 from genlab.optim._distributed import ParallelOptimizer, all_gather_vectors, all_reduce_sum, rank, set_flat_params
 
 __all__ = ["EASGD", "easgd_exchange"]
@@ -44,8 +45,7 @@ def easgd_exchange(
     Returns:
         The new worker vectors and the new center (new tensors; inputs are untouched).
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+    choice(mode, "mode", MODES)
     if mode == "sync":
         diffs = [x - center for x in workers]
         total = diffs[0].clone()
@@ -76,13 +76,10 @@ class EASGD(ParallelOptimizer):
     """
 
     def __init__(self, params: Iterable[torch.Tensor], *, lr: float, alpha: float, tau: int = 1, mode: str = "sync") -> None:
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha >= 0:
-            raise ValueError(f"alpha must be a number >= 0; got {alpha!r}")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+        alpha = real(alpha, "alpha", low=0.0, finite=False, expected="a number >= 0")
+        mode = choice(mode, "mode", MODES)
         super().__init__(params, lr=lr, tau=tau)
-        self.alpha = float(alpha)
-        self.mode = mode
+        self.alpha, self.mode = alpha, mode
 
     @torch.no_grad()
     def communicate(self, round_loss: float) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from genlab._checks import integer, real
 from genlab.optim._distributed import ParallelOptimizer, all_gather_vectors, rank, set_flat_params, world_size
 
 __all__ = ["LSGD", "lsgd_pull", "leaders"]
@@ -76,15 +77,12 @@ class LSGD(ParallelOptimizer):
         self, params: Iterable[torch.Tensor], *, lr: float, pull_local: float, pull_global: float,
         tau: int = 1, group_size: int | None = None,
     ) -> None:
-        for name, value in (("pull_local", pull_local), ("pull_global", pull_global)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}")
-        if group_size is not None and (isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1):
-            raise ValueError(f"group_size must be an integer >= 1; got {group_size!r}")
+        pull_local = real(pull_local, "pull_local", low=0.0, high=1.0, expected="a number in [0, 1]")
+        pull_global = real(pull_global, "pull_global", low=0.0, high=1.0, expected="a number in [0, 1]")
+        if group_size is not None:
+            group_size = integer(group_size, "group_size", minimum=1, expected="None or an int >= 1")
         super().__init__(params, lr=lr, tau=tau)
-        self.pull_local = float(pull_local)
-        self.pull_global = float(pull_global)
-        self.group_size = group_size
+        self.pull_local, self.pull_global, self.group_size = pull_local, pull_global, group_size
         self.leader = 0
 
     @torch.no_grad()

@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from multiprocessing import get_context
 from typing import Any
 
+from genlab._checks import integer, real
 from genlab.study._output import CellOutput
 
 EXECUTORS = ("local", "ray")
@@ -129,8 +130,8 @@ def execute_cell(
 
 
 def _check_count(value: int | None, name: str, minimum: int) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < minimum):
-        raise ValueError(f"{name} must be None or an int >= {minimum}; got {value!r}")
+    if value is not None:
+        integer(value, name, minimum=minimum, expected=f"None or an int >= {minimum}")
 
 
 def _died(ident: str, attempts: int, reason: str) -> CellResult:
@@ -307,8 +308,7 @@ class RayExecutor:
         _check_count(workers, "workers", 1)
         _check_count(max_retries, "max_retries", 0)
         _check_count(cpus, "cpus", 1)
-        if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not gpus >= 0:
-            raise ValueError(f"gpus must be a number >= 0; got {gpus!r}")
+        real(gpus, "gpus", low=0.0, finite=False, expected="a number >= 0")
         self.workers = workers or os.cpu_count() or 1
         self.address, self.max_retries, self.cpus, self.gpus = address, max_retries, cpus or 1, float(gpus)
 

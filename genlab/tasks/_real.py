@@ -230,7 +230,7 @@ class MNIST1DParams(TaskParams):
         if self.pool_size is not None:
             check_int(self, "pool_size", low=10, what="None or a multiple of 10 >= 10")
             if self.pool_size % 10:
-                raise TaskError(f"task.pool_size must be None or a multiple of 10 >= 10; got {self.pool_size}")
+                raise TaskError(f"must be None or a multiple of 10 >= 10; got {self.pool_size}", key="pool_size", owner="task")
             n_classes = len(self.classes or DIGITS)
             available = self.pool_size // 10 * n_classes
             if self.n_train + self.n_test > available:

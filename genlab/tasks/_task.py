@@ -6,18 +6,20 @@ reports a bad value the same way: ``task.<key> must be <what was expected>; got 
 
 from __future__ import annotations
 
-import math
 import zlib
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
 
+from genlab._checks import InvalidArgument, choice, integer, is_integer, real
+
 KINDS = ("regression", "classification")
 
 
-class TaskError(ValueError):
-    """A task name, key or parameter value is invalid; the message names it as ``task.<key>``."""
+class TaskError(InvalidArgument):
+    """A task name, key or parameter value is invalid; a bad value is reported with owner "task"
+    and its key, as ``task.<key> must be ...``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,57 +106,26 @@ class Task:
 # Parameter checks: one message format for every task.
 
 
-def is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def is_real(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float, np.integer, np.floating))
-        and not isinstance(value, (bool, np.bool_))
-        and math.isfinite(value)
-    )
-
-
 def check_int(params: Any, key: str, *, low: int | None = None, high: int | None = None, what: str | None = None) -> None:
     """Require ``params.<key>`` to be an int in [low, high]; store it as a plain int."""
-    value = getattr(params, key)
-    ok = is_int(value) and (low is None or value >= low) and (high is None or value <= high)
-    if not ok:
-        if what is None:
-            if low is not None and high is not None:
-                what = f"an int in {low}..{high}"
-            elif low is not None:
-                what = f"an int >= {low}"
-            else:
-                what = "an int"
-        raise TaskError(f"task.{key} must be {what}; got {value!r}")
-    object.__setattr__(params, key, int(value))
+    value = integer(getattr(params, key), key, owner="task", minimum=low, maximum=high, expected=what, error=TaskError)
+    object.__setattr__(params, key, value)
 
 
 def check_real(params: Any, key: str, *, low: float | None = None, high: float | None = None, strict_low: bool = False) -> None:
     """Require ``params.<key>`` to be a finite real in [low, high] (or (low, high]); store it as a float."""
-    value = getattr(params, key)
-    ok = is_real(value)
-    if ok and low is not None:
-        ok = value > low if strict_low else value >= low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        bounds = []
-        if low is not None:
-            bounds.append(f"{'>' if strict_low else '>='} {low:g}")
-        if high is not None:
-            bounds.append(f"<= {high:g}")
-        what = " ".join(["a finite float", " and ".join(bounds)]).strip()
-        raise TaskError(f"task.{key} must be {what}; got {value!r}")
-    object.__setattr__(params, key, float(value))
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if strict_low else '>='} {low:g}")
+    if high is not None:
+        bounds.append(f"<= {high:g}")
+    what = " ".join(["a finite float", " and ".join(bounds)]).strip()
+    value = real(getattr(params, key), key, owner="task", low=low, high=high, low_open=strict_low, expected=what, error=TaskError)
+    object.__setattr__(params, key, value)
 
 
 def check_choice(params: Any, key: str, options: tuple[str, ...]) -> None:
-    value = getattr(params, key)
-    if not isinstance(value, str) or value not in options:
-        raise TaskError(f"task.{key} must be one of {', '.join(map(repr, options))}; got {value!r}")
+    choice(getattr(params, key), key, options, owner="task", error=TaskError)
 
 
 def check_classes(params: Any, key: str, valid: tuple[int, ...]) -> None:
@@ -162,19 +133,18 @@ def check_classes(params: Any, key: str, valid: tuple[int, ...]) -> None:
     value = getattr(params, key)
     if value is None:
         return
-    expected = f"None or a list of at least 2 distinct ints from {min(valid)}..{max(valid)}"
+    bad = TaskError(f"must be None or a list of at least 2 distinct ints from {min(valid)}..{max(valid)}; got {value!r}",
+                    key=key, owner="task")
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise TaskError(f"task.{key} must be {expected}; got {value!r}")
+        raise bad
     items = list(value)
-    if len(items) < 2 or not all(is_int(c) and int(c) in valid for c in items) or len(set(map(int, items))) != len(items):
-        raise TaskError(f"task.{key} must be {expected}; got {value!r}")
+    if len(items) < 2 or not all(is_integer(c) and int(c) in valid for c in items) or len(set(map(int, items))) != len(items):
+        raise bad
     object.__setattr__(params, key, tuple(int(c) for c in items))
 
 
 def check_seed(seed: Any) -> int:
-    if not is_int(seed):
-        raise TaskError(f"task.seed must be an int; got {seed!r}")
-    return int(seed)
+    return integer(seed, "seed", owner="task", error=TaskError)
 
 
 # ---------------------------------------------------------------------------------------------
