@@ -1,7 +1,7 @@
 """Throughput of the parallel optimizers on this machine: samples per second with 1 and 2
 workers, and communication time per round.
 
-Runs `genlab.optim.parallel` (spawned gloo workers, one thread each) on scikit-learn's digits
+Runs `genlab.parallel` (spawned gloo workers, one thread each) on scikit-learn's digits
 with an fc net (one hidden layer of 128), batch 32 per worker, tau = 4, for EASGD (one
 all-reduce of the parameter vector per round), local SGD (one all-reduce, averaging) and
 data-parallel SGD (a gradient all-reduce at every step). Reported per run:
@@ -47,7 +47,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "parallel.md"))
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from genlab.optim.parallel import train_parallel
+    from genlab.parallel import train_parallel
 
     config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in CONFIG.items()}
     if args.quick:

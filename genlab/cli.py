@@ -10,12 +10,20 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from genlab import __version__
 
-if TYPE_CHECKING:  # rich is imported by the subcommands that print with it
+if TYPE_CHECKING:  # rich, numpy and the models are imported by the subcommands that use them
+    from typing import TypeAlias
+
+    import numpy as np
     from rich.console import Console
+    from rich.table import Table
+
+    from genlab.models import ArchSpec
+
+    _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 class UsageError(Exception):
@@ -41,13 +49,19 @@ def _positive_ints(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``genlab`` parser: one subparser per subcommand, each added by its own builder."""
     parser = argparse.ArgumentParser(
         prog="genlab",
         description="Theory-experiment workbench: infinite-width kernel predictions beside finite-width measurements.",
     )
     parser.add_argument("--version", action="version", version=f"genlab {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_demo, _add_run, _add_table, _add_plot, _add_studies, _add_paper, _add_train_parallel):
+        add(commands)
+    return parser
 
+
+def _add_demo(commands: _Subparsers) -> None:
     demo = commands.add_parser(
         "demo",
         help="pairing demo: the empirical NTK of finite networks converges to the analytic NTK of the same spec",
@@ -66,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seeds", type=_positive_int, default=3, help="networks per width (default 3)")
     demo.add_argument("--seed", type=int, default=0, help="first network seed; inputs use this seed too (default 0)")
 
+
+def _add_run(commands: _Subparsers) -> None:
     run = commands.add_parser(
         "run",
         help="run a study: compute the cells not cached in the run directory, print the side-by-side table",
@@ -83,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", metavar="ADDR", default=None,
                      help="Ray cluster address for --executor ray (default: start a local Ray instance)")
 
+
+def _add_table(commands: _Subparsers) -> None:
     table = commands.add_parser(
         "table",
         help="re-render the table of a run directory without computing anything",
@@ -91,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `genlab run`")
     table.add_argument("--format", choices=("md", "latex", "csv"), default="md", help="output format (default md)")
 
+
+def _add_plot(commands: _Subparsers) -> None:
     plot = commands.add_parser(
         "plot",
         help="save the figures of a run directory (PNG and PDF) without computing anything",
@@ -101,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `genlab run`")
     plot.add_argument("--quantity", default=None, help="only this quantity (default: every quantity with curves)")
 
+
+def _add_studies(commands: _Subparsers) -> None:
     studies = commands.add_parser(
         "studies",
         help="list the study configs in a folder",
@@ -108,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     studies.add_argument("--dir", default="studies", help="folder of study configs (default studies)")
 
+
+def _add_paper(commands: _Subparsers) -> None:
     paper = commands.add_parser(
         "paper",
         help="rebuild the paper's figures and tables from their studies (cached cells reused)",
@@ -120,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     paper.add_argument("--only", action="append", metavar="NAME", help="only this figure or table (repeatable)")
     paper.add_argument("--workers", type=_positive_int, default=None, help="worker processes (default: the number of CPUs)")
 
-    # train-parallel (parallel optimizers on torch.distributed: genlab/optim/parallel.py)
+
+def _add_train_parallel(commands: _Subparsers) -> None:
+    """``train-parallel``: the parallel optimizers on torch.distributed (genlab.parallel)."""
     tp = commands.add_parser(
         "train-parallel",
         help="train with EASGD, Leader SGD, local or data-parallel SGD on N torch.distributed workers",
@@ -134,18 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--launcher", choices=("torchrun", "spawn"), default="torchrun",
                     help="torchrun (elastic agent, restarts from the saved center) or spawn (default torchrun)")
     tp.add_argument("--max-restarts", type=int, default=3, help="torchrun --max-restarts (default 3)")
-    return parser
+
+
+#: Input shape of the demo's Gaussian inputs per architecture kind.
+_DEMO_SHAPES = {"fc": (16,), "conv1d": (16, 2), "conv2d": (6, 6, 2)}
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import time
-
-    import numpy as np
-    import torch
     from rich.console import Console
-    from rich.table import Table
 
-    from genlab.kernels import analytic_kernel, empirical_ntk
     from genlab.models import ArchSpec, SpecError
 
     console = Console()
@@ -156,11 +179,28 @@ def _demo(args: argparse.Namespace) -> int:
         )
     except SpecError as exc:
         raise UsageError(str(exc)) from None
-    shape = {"fc": (16,), "conv1d": (16, 2), "conv2d": (6, 6, 2)}[args.kind]
-    x = np.random.default_rng(args.seed).normal(size=(args.n, *shape))
+    shape = _DEMO_SHAPES[args.kind]
     console.print(f"[bold]Pairing demo[/bold]: {spec}")
     console.print(f"{args.n} Gaussian inputs of shape {shape}, {args.seeds} networks per width, float64\n")
+    table, errors = _demo_table(spec, args, shape, console)
+    console.print(table)
+    if len(args.widths) > 1:
+        import numpy as np
 
+        slope = np.polyfit(np.log(args.widths), np.log(errors), 1)[0]
+        console.print(f"log-log slope of error vs width: {slope:.2f}  (theory: -0.5)")
+    return 0
+
+
+def _demo_table(spec: ArchSpec, args: argparse.Namespace, shape: tuple[int, ...],
+                console: Console) -> tuple[Table, list[float]]:
+    """One row per width: the median over seeds of ||K_emp - K|| / ||K|| (Frobenius), and the errors."""
+    import time
+
+    import numpy as np
+    from rich.table import Table
+
+    x = np.random.default_rng(args.seed).normal(size=(args.n, *shape))
     table = Table(title="empirical NTK (torch) vs analytic NTK (neural-tangents)")
     for column in ("width", "median rel. Frobenius error", "sqrt(width) x error", "seconds"):
         table.add_column(column, justify="right")
@@ -169,22 +209,28 @@ def _demo(args: argparse.Namespace) -> int:
         for width in args.widths:
             status.update(f"width {width}")
             start = time.perf_counter()
-            reference = analytic_kernel(spec, x, width=width)
-            per_seed = []
-            for seed in range(args.seed, args.seed + args.seeds):
-                net = spec.to_torch(width, input_shape=shape, seed=seed, dtype=torch.float64)
-                per_seed.append(np.linalg.norm(empirical_ntk(net, x) - reference) / np.linalg.norm(reference))
-            error = float(np.median(per_seed))
+            error = _demo_error(spec, x, width, range(args.seed, args.seed + args.seeds))
             errors.append(error)
             table.add_row(str(width), f"{error:.4f}", f"{error * np.sqrt(width):.2f}", f"{time.perf_counter() - start:.2f}")
-    console.print(table)
-    if len(args.widths) > 1:
-        slope = np.polyfit(np.log(args.widths), np.log(errors), 1)[0]
-        console.print(f"log-log slope of error vs width: {slope:.2f}  (theory: -0.5)")
-    return 0
+    return table, errors
 
 
-def _console() -> "Console":
+def _demo_error(spec: ArchSpec, x: np.ndarray, width: int, seeds: range) -> float:
+    """Median over ``seeds`` of the relative Frobenius distance of the empirical NTK to the analytic one."""
+    import numpy as np
+    import torch
+
+    from genlab.kernels import analytic_kernel, empirical_ntk
+
+    reference = analytic_kernel(spec, x, width=width)
+    per_seed = []
+    for seed in seeds:
+        net = spec.to_torch(width, input_shape=tuple(x.shape[1:]), seed=seed, dtype=torch.float64)
+        per_seed.append(np.linalg.norm(empirical_ntk(net, x) - reference) / np.linalg.norm(reference))
+    return float(np.median(per_seed))
+
+
+def _console() -> Console:
     """A rich console on stdout; wide when stdout is not a terminal, so that tables are not cropped."""
     from rich.console import Console
 
@@ -313,30 +359,37 @@ def _paper(args: argparse.Namespace) -> int:
 
 
 def _train_parallel(args: argparse.Namespace) -> int:
-    import tomllib
     from pathlib import Path
 
-    from genlab.optim.parallel import ConfigError, train_parallel
+    from genlab.parallel import ConfigError, train_parallel
 
     if args.max_restarts < 0:
         raise UsageError(f"argument --max-restarts: expected an int >= 0, got {args.max_restarts}")
-    try:
-        data = tomllib.loads(Path(args.config).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"argument CONFIG.toml: cannot read {args.config}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"argument CONFIG.toml: {args.config} is not valid TOML: {exc}") from None
+    data = _read_config_argument(args.config)
     out = Path(args.out) if args.out else Path("runs") / str(data.get("name", Path(args.config).stem))
     if out.exists() and not out.is_dir():
         raise UsageError(f"argument --out: {out} exists and is not a directory")
     try:
         summary = train_parallel(data, out, nproc=args.nproc, launcher=args.launcher, max_restarts=args.max_restarts,
-                                 progress=True)
+                                 progress=True, source=args.config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     print((out / "table.md").read_text(encoding="utf-8"), end="")
     print(f"{len(summary)} runs -> {out} (rounds.csv per run, summary.csv, table.md, figure.png)")
     return 0
+
+
+def _read_config_argument(path: str) -> dict[str, Any]:
+    """The parsed TOML of the CONFIG.toml argument; a UsageError if it cannot be read or parsed."""
+    import tomllib
+    from pathlib import Path
+
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"argument CONFIG.toml: cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"argument CONFIG.toml: {path} is not valid TOML: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

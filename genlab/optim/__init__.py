@@ -9,20 +9,19 @@ dicts, LR schedulers work as usual):
 - :class:`LARS` (You et al. 2017) and :class:`LAMB` (You et al. 2020), layer-wise trust ratios.
 
 SAM and Entropy-SGD need ``step(closure)``; LARS and LAMB take a plain ``step()``.
+
+Parallel optimizers, one per ``torch.distributed`` worker process (the group is joined before
+they are built; without one they run as a single worker): :class:`EASGD` (Zhang et al. 2015),
+:class:`LSGD` (Leader SGD, Teng et al. 2019), :class:`LocalSGD` and :class:`DataParallelSGD`.
+``genlab train-parallel``, which launches and measures them, is :mod:`genlab.parallel`.
 """
 
+from genlab.optim.easgd import EASGD, easgd_exchange
 from genlab.optim.entropy_sgd import EntropySGD
 from genlab.optim.layerwise import LAMB, LARS
+from genlab.optim.local_sgd import DataParallelSGD, LocalSGD
+from genlab.optim.lsgd import LSGD, lsgd_pull
 from genlab.optim.sam import SAM, frozen_batchnorm_stats
 
-__all__ = ["LAMB", "LARS", "SAM", "EntropySGD", "frozen_batchnorm_stats"]
-
-# --- end of the single-process optimizers; distributed optimizers' exports go below ---
-
-# --- parallel optimizers on torch.distributed (EASGD, Leader SGD, local / data-parallel SGD);
-# runner: genlab.optim.parallel (`genlab train-parallel`) ---
-from genlab.optim.easgd import EASGD, easgd_exchange  # noqa: E402
-from genlab.optim.local_sgd import DataParallelSGD, LocalSGD  # noqa: E402
-from genlab.optim.lsgd import LSGD, lsgd_pull  # noqa: E402
-
-__all__ += ["EASGD", "LSGD", "DataParallelSGD", "LocalSGD", "easgd_exchange", "lsgd_pull"]
+__all__ = ["EASGD", "LAMB", "LARS", "LSGD", "SAM", "DataParallelSGD", "EntropySGD", "LocalSGD", "easgd_exchange",
+           "frozen_batchnorm_stats", "lsgd_pull"]

@@ -1,40 +1,28 @@
-"""torch.distributed plumbing shared by the parallel optimizers and their runner.
+"""torch.distributed primitives of the parallel optimizers, and their base class.
 
-Workers are processes of one ``torch.distributed`` process group (gloo on CPU, nccl for CUDA
-tensors), launched by ``torchrun`` or by ``torch.multiprocessing`` spawning the same entry
-point; both set ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``. Every collective
-here is a plain ``torch.distributed`` call; there is no protocol of our own.
+Workers are processes of one ``torch.distributed`` process group, joined before the optimizer
+is built (by whatever launches them: ``torchrun``, ``torch.multiprocessing``, or
+:mod:`genlab.parallel`). Every collective here is a plain ``torch.distributed`` call; there is
+no protocol of our own.
 
 Without an initialised process group every helper acts as the one-worker group (rank 0 of 1),
 so that the optimizers run unchanged in a single process.
-
-Elastic state: the state a restarted group resumes from (the center variable of EASGD, the
-leader of LSGD, the averaged parameters of local / data-parallel SGD, and the round counter) is
-written atomically (a temporary file in the same folder, then ``os.replace``) and read back
-with ``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
 __all__ = [
+    "ParallelOptimizer",
     "all_gather_vectors",
     "all_reduce_sum",
     "flat_params",
-    "free_port",
-    "init_from_env",
-    "load_state",
     "rank",
-    "save_state",
     "set_flat_params",
     "world_size",
 ]
@@ -52,50 +40,6 @@ def rank() -> int:
 def world_size() -> int:
     """Number of workers in the group (1 without a process group)."""
     return dist.get_world_size() if _active() else 1
-
-
-def init_from_env(backend: str = "auto", timeout_s: float = 600.0) -> str:
-    """Join the process group described by the launcher's environment; returns the backend.
-
-    ``backend="auto"`` picks nccl when CUDA is available, else gloo. ``timeout_s`` bounds every
-    collective; it is long because a dead peer is detected by torchrun's agent (which watches the
-    worker processes and restarts the group), not by the timeout, while a restarted group on a
-    busy machine can take minutes to reach its first collective (measured: > 120 s at load 12
-    on 2 cores).
-    """
-    import datetime
-
-    if backend == "auto":
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend not in ("gloo", "nccl"):
-        raise ValueError(f"parallel.backend must be 'auto', 'gloo' or 'nccl'; got {backend!r}")
-    if _active():
-        return backend
-    timeout = datetime.timedelta(seconds=timeout_s)
-    if "TORCHELASTIC_RESTART_COUNT" not in os.environ:  # spawned or plain launch: env:// as usual
-        dist.init_process_group(backend=backend, timeout=timeout)
-        return backend
-    # Under torchrun the workers talk through the agent's store, which outlives a restart of the
-    # group; the keys of the previous incarnation (e.g. gloo's listening addresses of dead
-    # workers) are still there and a restarted group reads them (measured: "connectFullMesh
-    # failed ... Connection refused" after a kill, torch 2.13). A prefix unique to this
-    # incarnation (restart count and world size: a restart after a failure increments the first,
-    # a membership change alters the second) keeps each incarnation's keys apart.
-    rank_, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
-    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
-                          is_master=not agent_store and rank_ == 0, timeout=timeout, multi_tenant=not agent_store)
-    prefix = f"genlab/restart{os.environ['TORCHELASTIC_RESTART_COUNT']}/world{world}"
-    dist.init_process_group(backend=backend, store=dist.PrefixStore(prefix, store), rank=rank_, world_size=world,
-                            timeout=timeout)
-    return backend
-
-
-def free_port() -> int:
-    """A TCP port free on this host now (for ``MASTER_PORT`` of a spawned group)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def flat_params(params: Iterable[torch.Tensor]) -> torch.Tensor:
@@ -129,33 +73,6 @@ def all_gather_vectors(vector: torch.Tensor) -> list[torch.Tensor]:
     out = [torch.empty_like(vector) for _ in range(dist.get_world_size())]
     dist.all_gather(out, vector.contiguous())
     return out
-
-
-def save_state(path: str | Path, state: dict[str, Any]) -> None:
-    """Write ``state`` (tensors, numbers, strings) to ``path`` atomically: temp file + rename.
-
-    A reader never sees a half-written file: either the previous state or the new one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save({k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in state.items()}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_state(path: str | Path) -> dict[str, Any] | None:
-    """The state written by :func:`save_state`, or None when there is none yet."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 class ParallelOptimizer(torch.optim.Optimizer):

@@ -22,7 +22,7 @@ X0 = (1.0, -1.0)
 def _join(rank: int, world: int, port: int) -> None:
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(1)
-    from genlab.optim._distributed import init_from_env
+    from genlab.parallel._launch import init_from_env
 
     init_from_env("gloo")
 
@@ -98,7 +98,7 @@ def spawn(fn: object, world: int, out: Path) -> list[dict]:
     """Run ``fn`` on ``world`` spawned gloo workers; returns each rank's saved results."""
     import torch.multiprocessing as mp
 
-    from genlab.optim._distributed import free_port
+    from genlab.parallel._launch import free_port
 
     mp.start_processes(fn, args=(world, free_port(), str(out)), nprocs=world, join=True, start_method="spawn")
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(world)]

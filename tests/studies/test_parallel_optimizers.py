@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 from scipy.stats import kendalltau
 
-from genlab.optim.parallel import train_parallel
+from genlab.parallel import train_parallel
 
 pytestmark = pytest.mark.slow
 

@@ -25,8 +25,8 @@ import pandas as pd
 import pytest
 import torch
 
-from genlab.optim._distributed import load_state
-from genlab.optim.parallel import launch, parse_config, prepare_run, torchrun_command
+from genlab.parallel import launch, parse_config, prepare_run, torchrun_command
+from genlab.parallel._state import load_state
 
 pytestmark = pytest.mark.slow
 
