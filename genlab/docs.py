@@ -1,17 +1,20 @@
-"""Generated README sections: the study config reference, the shipped studies, the quantities.
+"""Generated documentation: the study config reference, the shipped studies, the quantities.
 
 The text is built from the code that validates a study (the pydantic models of
-``genlab.study._schema``, the fields of :class:`~genlab.models.ArchSpec`,
+:class:`genlab.study.StudyFile`, the fields of :class:`~genlab.models.ArchSpec`,
 :class:`~genlab.settings.TrainSettings` and every task's parameter dataclass, with the
 meanings from their ``Attributes:`` docstrings), from ``studies/*.toml`` and from the quantity
-registry, so that it cannot drift from them. README.md carries each section between markers::
+registry :data:`genlab.study.QUANTITIES`, so that it cannot drift from them. A markdown file
+carries each section between markers::
 
     <!-- BEGIN GENERATED: reference -->
     ...
     <!-- END GENERATED: reference -->
 
-``python -m genlab.docs`` prints every section; ``python -m genlab.docs --write README.md``
-replaces the marked blocks in place; ``--check README.md`` exits 1 if one differs.
+The documentation files are README.md and docs/*.md (:func:`documentation_files`).
+``python -m genlab.docs`` prints every section; ``python -m genlab.docs --write`` replaces the
+marked blocks of every documentation file in place (``--write FILE ...``: of those files only);
+``--check`` (``--check FILE ...``) exits 1 if a block differs from what the code generates.
 """
 
 from __future__ import annotations
@@ -180,14 +183,14 @@ def reference() -> str:
     TrainSettings and the task parameter dataclasses."""
     from pydantic import BaseModel
 
-    from genlab.settings import TrainSettings
     from genlab.models import ArchSpec
-    from genlab.study._schema import _StudyFile
+    from genlab.settings import TrainSettings
+    from genlab.study import StudyFile
     from genlab.tasks import TASKS
 
     sub_models = {}
     lines = ["### Top level", "", *_header()]
-    for key, info in _StudyFile.model_fields.items():
+    for key, info in StudyFile.model_fields.items():
         annotation = info.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             sub_models[key] = annotation
@@ -226,7 +229,7 @@ def studies(folder: str | Path = "studies") -> str:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
             if "parallel" in data:  # a `genlab train-parallel` config: one run per (method, workers)
-                from genlab.optim.parallel import parse_config
+                from genlab.parallel import parse_config
 
                 n_cells = str(len(parse_config(data)["runs"]))
                 description = data["description"]
@@ -241,7 +244,7 @@ def studies(folder: str | Path = "studies") -> str:
 
 def quantities() -> str:
     """Every registered quantity: topic, whether the theory predicts it, the hook it needs."""
-    from genlab.study._registry import QUANTITIES
+    from genlab.study import QUANTITIES
 
     lines = ["| quantity | topic | theory side | training hook |", "| --- | --- | --- | --- |"]
     for name, spec in QUANTITIES.items():
@@ -251,6 +254,7 @@ def quantities() -> str:
 
 
 def generate(section: str, *, studies_dir: str | Path = "studies") -> str:
+    """The current text of one generated section."""
     if section == "reference":
         return reference()
     if section == "studies":
@@ -258,6 +262,12 @@ def generate(section: str, *, studies_dir: str | Path = "studies") -> str:
     if section == "quantities":
         return quantities()
     raise ValueError(f"section must be one of {', '.join(SECTIONS)}; got {section!r}")
+
+
+def documentation_files(root: str | Path = ".") -> list[Path]:
+    """The documentation of the repository at ``root``: README.md, then docs/*.md sorted."""
+    root = Path(root)
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
 def blocks(text: str) -> dict[str, str]:
@@ -280,30 +290,41 @@ def update(text: str, *, studies_dir: str | Path = "studies") -> str:
     return text
 
 
+def stale_blocks(text: str, *, studies_dir: str | Path = "studies") -> list[str]:
+    """The sections of ``text`` whose marked block differs from what the code generates now."""
+    new = blocks(update(text, studies_dir=studies_dir))
+    return [section for section, block in blocks(text).items() if block != new[section]]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genlab.docs", description=__doc__.splitlines()[0])
-    parser.add_argument("--write", metavar="FILE", help="replace the generated blocks of FILE in place")
-    parser.add_argument("--check", metavar="FILE", help="exit 1 if a generated block of FILE is out of date")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--write", metavar="FILE", nargs="*",
+                        help="replace the generated blocks of each FILE in place (default: README.md and docs/*.md)")
+    action.add_argument("--check", metavar="FILE", nargs="*",
+                        help="exit 1 if a generated block of a FILE is out of date (default: README.md and docs/*.md)")
     parser.add_argument("--section", choices=SECTIONS, help="print only this section")
     parser.add_argument("--studies-dir", default="studies", help="folder of study configs (default studies)")
     args = parser.parse_args(argv)
-    if args.write or args.check:
-        path = Path(args.write or args.check)
+    if args.write is None and args.check is None:
+        for section in [args.section] if args.section else SECTIONS:
+            sys.stdout.write(generate(section, studies_dir=args.studies_dir) + "\n")
+        return 0
+    paths = [Path(p) for p in (args.write if args.write is not None else args.check)] or documentation_files()
+    status = 0
+    for path in paths:
         text = path.read_text(encoding="utf-8")
-        new = update(text, studies_dir=args.studies_dir)
-        if args.check:
-            stale = [s for s in blocks(text) if blocks(text)[s] != blocks(new)[s]]
+        if args.check is not None:
+            stale = stale_blocks(text, studies_dir=args.studies_dir)
             if stale:
                 print(f"{path}: generated block(s) out of date: {', '.join(stale)}; run python -m genlab.docs --write {path}",
                       file=sys.stderr)
-                return 1
-            return 0
-        if new != text:
-            path.write_text(new, encoding="utf-8")
-        return 0
-    for section in [args.section] if args.section else SECTIONS:
-        sys.stdout.write(generate(section, studies_dir=args.studies_dir) + "\n")
-    return 0
+                status = 1
+        else:
+            new = update(text, studies_dir=args.studies_dir)
+            if new != text:
+                path.write_text(new, encoding="utf-8")
+    return status
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from genlab.study._store import CELLS_DIR, atomic_write, cell_path, read_finished
+from genlab.study import atomic_write, cell_path, read_finished
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -179,7 +179,7 @@ def load_recipes(paper: Paper) -> ModuleType:
 
 def study_data(paper: Paper, entry: Entry, *, draft: bool) -> dict[str, Any]:
     """The study config of ``entry`` as a dict, with its draft overrides applied if ``draft``."""
-    from genlab.study._schema import read_toml
+    from genlab.study import read_toml
 
     data = copy.deepcopy(read_toml(paper.root / entry.study))
     if draft:
@@ -224,8 +224,7 @@ def run_study(paper: Paper, entry: Entry, *, draft: bool, workers: int | None = 
     """The results of ``entry``'s study: read back when every cell is cached (nothing written),
     else computed by the study runner into ``build/runs/<name>[-draft]`` (``cell_fn``: the
     runner's cell function, default the real one; tests pass a fake)."""
-    from genlab.study import parse
-    from genlab.study._study import Results
+    from genlab.study import Results, parse
 
     study = parse(study_data(paper, entry, draft=draft), source=entry.study)
     run_dir = paper.build_dir / "runs" / (study.name + ("-draft" if draft else ""))
@@ -325,7 +324,7 @@ def provenance(results: "Results", entry: Entry, *, kind: str, draft: bool, file
     import importlib.metadata as md
 
     from genlab import __version__
-    from genlab.study._store import PACKAGES, _git
+    from genlab.study import PACKAGES, git_state
 
     versions = {}
     for package in (*PACKAGES, "matplotlib", "sympy", "pandas"):
@@ -348,7 +347,7 @@ def provenance(results: "Results", entry: Entry, *, kind: str, draft: bool, file
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
         "genlab": __version__,
         "versions": versions,
-        "git": _git(),
+        "git": git_state(),
     }
 
 

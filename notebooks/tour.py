@@ -80,9 +80,8 @@ plt.show()
 
 # %%
 import genlab.study
-from genlab.study._schema import read_toml
 
-config = read_toml(ROOT / "studies" / "quickstart.toml")
+config = genlab.study.read_toml(ROOT / "studies" / "quickstart.toml")
 config["quantities"] = ["test_mse", "ntk_drift", "weight_change", "train_loss_curve"]
 config["grid"] = {"alpha": [0.1, 30.0]}
 if SMALL:
