@@ -16,16 +16,17 @@ schema) can report the key without reading it back out of the text. Callers with
 error type (SettingsError, SpecError, TaskError) subclass InvalidArgument and pass it as
 ``error``.
 
-A bottom-layer module: it imports nothing from genlab.
+A bottom-layer module: it imports nothing from genlab, and not numpy either (numpy registers its
+scalar types with :mod:`numbers`), so that commands that only validate stay light.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+import sys
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 __all__ = ["InvalidArgument", "boolean", "choice", "integer", "is_integer", "is_real", "real"]
 
@@ -56,14 +57,20 @@ def _rebuild(cls: type[InvalidArgument], message: str, key: str | None, owner: s
     return cls(message, key=key, owner=owner)
 
 
+def _is_numpy_bool(value: Any) -> bool:
+    """Whether ``value`` is a numpy bool; one can exist only if numpy is already imported."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.bool_)
+
+
 def is_integer(value: Any) -> bool:
     """True for Python and numpy integer scalars, False for bools."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def is_real(value: Any) -> bool:
     """True for Python and numpy integer or floating scalars (finite or not), False for bools."""
-    return is_integer(value) or isinstance(value, (float, np.floating))
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not _is_numpy_bool(value)
 
 
 def _number(x: float) -> str:
@@ -164,6 +171,6 @@ def boolean(
     error: type[InvalidArgument] = InvalidArgument,
 ) -> bool:
     """``value`` as a bool; only Python and numpy bools are accepted (no 0 / 1)."""
-    if not isinstance(value, (bool, np.bool_)):
+    if not (isinstance(value, bool) or _is_numpy_bool(value)):
         raise _fail(error, owner, key, "true or false", value)
     return bool(value)
